@@ -1,0 +1,174 @@
+package core
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/quic-go/quic-go"
+)
+
+// FormatAddr returns "<node-id>@hostport".
+func FormatAddr(id NodeID, hostport string) string { return string(id) + "@" + hostport }
+
+// ParseAddr splits "<node-id>@host:port" into the pinned key and the network address.
+// The node ID is required: a dial without a pin would trust anyone.
+func ParseAddr(addr string) (ed25519.PublicKey, string, error) {
+	id, hostport, ok := strings.Cut(addr, "@")
+	if !ok {
+		return nil, "", fmt.Errorf("core: address %q has no node ID: write it as <node-id>@host:port (alknet id prints the node ID)", addr)
+	}
+	pub, err := ParseNodeID(id)
+	if err != nil {
+		return nil, "", err
+	}
+	if _, _, err := net.SplitHostPort(hostport); err != nil {
+		return nil, "", fmt.Errorf("core: address %q: %w", addr, err)
+	}
+	return pub, hostport, nil
+}
+
+// ErrIdentityMismatch is returned when the server's key is not the node ID the
+// address pins. The dialer never falls back to another transport after it.
+var ErrIdentityMismatch = errors.New("core: server key does not match the node ID in the address")
+
+// Dialer opens connections to alknet endpoints. The zero value dials anonymously over
+// QUIC, falling back to TLS over TCP.
+type Dialer struct {
+	// Key is the client key proven to the server. Nil dials anonymously.
+	Key ed25519.PrivateKey
+	// Transport is TransportQUIC, TransportTCP, or "" for QUIC with TCP fallback.
+	Transport string
+	// FallbackAfter is how long QUIC may go unanswered before the dialer tries TCP.
+	// Default 2s. Used only when Transport is "".
+	FallbackAfter time.Duration
+	// KeyExchange is KeyExchangeHybrid (the default) or KeyExchangeClassic.
+	KeyExchange string
+	// KeepAlive is the QUIC keep-alive period. Default 15s; negative disables.
+	KeepAlive time.Duration
+}
+
+// Dial connects to addr ("<node-id>@host:port") on alpn with clientKey (nil for
+// anonymous), over QUIC with TLS/TCP fallback.
+func Dial(ctx context.Context, addr, alpn string, clientKey ed25519.PrivateKey) (Conn, error) {
+	return (&Dialer{Key: clientKey}).Dial(ctx, addr, alpn)
+}
+
+// Dial connects to addr on alpn. It fails closed when the server's key is not the one
+// the address pins.
+func (d *Dialer) Dial(ctx context.Context, addr, alpn string) (Conn, error) {
+	pin, hostport, err := ParseAddr(addr)
+	if err != nil {
+		return nil, err
+	}
+	tlsCfg, err := d.tlsConfig(pin, alpn)
+	if err != nil {
+		return nil, err
+	}
+	switch d.Transport {
+	case TransportQUIC:
+		return d.dialQUIC(ctx, hostport, tlsCfg, pin, 0)
+	case TransportTCP:
+		return d.dialTCP(ctx, hostport, tlsCfg, pin)
+	case "":
+		wait := d.FallbackAfter
+		if wait <= 0 {
+			wait = 2 * time.Second
+		}
+		c, qerr := d.dialQUIC(ctx, hostport, tlsCfg, pin, wait)
+		if qerr == nil || errors.Is(qerr, ErrIdentityMismatch) || ctx.Err() != nil {
+			return c, qerr
+		}
+		c, terr := d.dialTCP(ctx, hostport, tlsCfg, pin)
+		if terr != nil {
+			return nil, fmt.Errorf("core: dial %s: QUIC: %v; TCP: %w", hostport, qerr, terr)
+		}
+		return c, nil
+	}
+	return nil, fmt.Errorf("core: transport %q: want %q or %q", d.Transport, TransportQUIC, TransportTCP)
+}
+
+func (d *Dialer) tlsConfig(pin ed25519.PublicKey, alpn string) (*tls.Config, error) {
+	curves, err := curvePreferences(d.KeyExchange)
+	if err != nil {
+		return nil, err
+	}
+	cfg := &tls.Config{
+		MinVersion:       tls.VersionTLS13,
+		CurvePreferences: curves,
+		ServerName:       string(NodeIDOf(pin)),
+		NextProtos:       []string{alpn},
+		// The chain is not checked against CAs: the pinned key is the trust anchor, and
+		// VerifyConnection checks it. The handshake proves the server holds that key.
+		InsecureSkipVerify: true,
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			if len(cs.PeerCertificates) == 0 {
+				return ErrIdentityMismatch
+			}
+			got, ok := cs.PeerCertificates[0].PublicKey.(ed25519.PublicKey)
+			if !ok || !bytes.Equal(got, pin) {
+				return ErrIdentityMismatch
+			}
+			if cs.NegotiatedProtocol != alpn {
+				return fmt.Errorf("core: server did not agree to ALPN %q", alpn)
+			}
+			return nil
+		},
+	}
+	if d.Key != nil {
+		cert, err := SelfSignedCertificate(d.Key)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+	}
+	return cfg, nil
+}
+
+func (d *Dialer) dialQUIC(ctx context.Context, hostport string, tlsCfg *tls.Config, pin ed25519.PublicKey, handshakeTimeout time.Duration) (Conn, error) {
+	keepAlive := d.KeepAlive
+	if keepAlive == 0 {
+		keepAlive = 15 * time.Second
+	} else if keepAlive < 0 {
+		keepAlive = 0
+	}
+	qcfg := &quic.Config{
+		HandshakeIdleTimeout:             handshakeTimeout,
+		KeepAlivePeriod:                  keepAlive,
+		EnableDatagrams:                  true,
+		EnableStreamResetPartialDelivery: true,
+	}
+	qc, err := quic.DialAddr(ctx, hostport, tlsCfg, qcfg)
+	if err != nil {
+		return nil, wrapHandshakeErr(err)
+	}
+	return &quicConn{qc: qc, alpn: tlsCfg.NextProtos[0], peer: Peer{RemoteAddr: qc.RemoteAddr(), PublicKey: pin}}, nil
+}
+
+func (d *Dialer) dialTCP(ctx context.Context, hostport string, tlsCfg *tls.Config, pin ed25519.PublicKey) (Conn, error) {
+	td := tls.Dialer{NetDialer: &net.Dialer{KeepAlive: 15 * time.Second}, Config: tlsCfg}
+	nc, err := td.DialContext(ctx, "tcp", hostport)
+	if err != nil {
+		return nil, wrapHandshakeErr(err)
+	}
+	tc := nc.(*tls.Conn)
+	return NewStreamConn(connStream{tc}, tlsCfg.NextProtos[0], Peer{RemoteAddr: tc.RemoteAddr(), PublicKey: pin}, TransportTCP), nil
+}
+
+// wrapHandshakeErr keeps ErrIdentityMismatch visible to errors.Is, whichever transport
+// reported it.
+func wrapHandshakeErr(err error) error {
+	if errors.Is(err, ErrIdentityMismatch) {
+		return err
+	}
+	if strings.Contains(err.Error(), ErrIdentityMismatch.Error()) {
+		return fmt.Errorf("%w (%v)", ErrIdentityMismatch, err)
+	}
+	return err
+}

@@ -1,0 +1,502 @@
+package core
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/quic-go/quic-go"
+)
+
+// EndpointConfig configures an [Endpoint]. Only Key is required.
+type EndpointConfig struct {
+	// Key is the node's Ed25519 identity key. Required.
+	Key ed25519.PrivateKey
+	// Peers resolves client keys to identities. Nil means every client is anonymous.
+	Peers *Peers
+	// Logger receives connection and authentication events. Nil means slog.Default().
+	Logger *slog.Logger
+	// Limits bound what one client can take; zero fields mean their defaults.
+	Limits Limits
+	// KeyExchange is KeyExchangeHybrid (the default) or KeyExchangeClassic.
+	KeyExchange string
+	// WebCertificate, if set, supplies the certificate for clients that cannot take the
+	// Ed25519 identity certificate (browsers: they accept neither Ed25519 nor
+	// self-signed certificates without pinning). Nil means such clients fail the
+	// handshake.
+	WebCertificate func(*tls.ClientHelloInfo) (*tls.Certificate, error)
+}
+
+// Endpoint serves one [Mux] on QUIC and on TLS over TCP at once, with one ALPN table.
+// The TLS handshake picks the handler before any application byte is read; an ALPN
+// nobody registered fails the handshake.
+//
+// Call [Endpoint.Listen] (or ListenQUIC and ListenTCP), then [Endpoint.Serve].
+type Endpoint struct {
+	mux    *Mux
+	cfg    EndpointConfig
+	limits Limits
+	log    *slog.Logger
+	cert   tls.Certificate
+	tlsCfg *tls.Config
+
+	ctx    context.Context // cancelled by Close or when Shutdown gives up
+	cancel context.CancelFunc
+
+	mu       sync.Mutex
+	udp      net.PacketConn
+	tr       *quic.Transport
+	qln      *quic.Listener
+	tln      net.Listener
+	conns    map[Conn]struct{}
+	perIP    map[string]int
+	closing  bool
+	closedCh chan struct{}
+	loops    sync.WaitGroup // accept loops
+	handlers sync.WaitGroup // connection goroutines
+	closeOne sync.Once
+}
+
+// NewEndpoint returns an endpoint serving mux. It reads mux's ALPNs at every
+// handshake, so handlers should be registered before Serve.
+func NewEndpoint(mux *Mux, cfg EndpointConfig) (*Endpoint, error) {
+	if mux == nil {
+		return nil, errors.New("core: NewEndpoint: nil Mux")
+	}
+	if len(cfg.Key) != ed25519.PrivateKeySize {
+		return nil, errors.New("core: NewEndpoint: EndpointConfig.Key must be an Ed25519 private key")
+	}
+	curves, err := curvePreferences(cfg.KeyExchange)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := SelfSignedCertificate(cfg.Key)
+	if err != nil {
+		return nil, err
+	}
+	e := &Endpoint{
+		mux:      mux,
+		cfg:      cfg,
+		limits:   cfg.Limits.withDefaults(),
+		log:      cfg.Logger,
+		cert:     cert,
+		conns:    make(map[Conn]struct{}),
+		perIP:    make(map[string]int),
+		closedCh: make(chan struct{}),
+	}
+	if e.log == nil {
+		e.log = slog.Default()
+	}
+	e.ctx, e.cancel = context.WithCancel(context.Background())
+	e.tlsCfg = &tls.Config{
+		MinVersion:       tls.VersionTLS13,
+		CurvePreferences: curves,
+		ClientAuth:       tls.RequestClientCert,
+		GetCertificate:   e.certificateFor,
+		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
+			c := e.tlsCfg.Clone()
+			c.GetConfigForClient = nil
+			c.NextProtos = mux.ALPNs()
+			return c, nil
+		},
+		// The client certificate is a key carrier: no chain is checked. The handshake
+		// has already proven possession of the key; only its type is checked here.
+		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
+			if len(raw) == 0 {
+				return nil
+			}
+			_, err := x509.ParseCertificate(raw[0])
+			return err
+		},
+	}
+	return e, nil
+}
+
+// certificateFor is the one place that picks the certificate for a ClientHello: the
+// Ed25519 identity certificate for clients that accept Ed25519, otherwise the web
+// certificate.
+func (e *Endpoint) certificateFor(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+	if hello.SupportsCertificate(&e.cert) == nil || e.cfg.WebCertificate == nil {
+		return &e.cert, nil
+	}
+	return e.cfg.WebCertificate(hello)
+}
+
+// NodeID is the endpoint's node ID.
+func (e *Endpoint) NodeID() NodeID { return NodeIDOf(e.cfg.Key.Public().(ed25519.PublicKey)) }
+
+// Mux returns the endpoint's Mux.
+func (e *Endpoint) Mux() *Mux { return e.mux }
+
+// Listen binds QUIC (UDP) and TLS over TCP on addr, on the same port number. With port
+// 0, it picks a port that is free on both.
+func (e *Endpoint) Listen(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("core: listen address %q: %w", addr, err)
+	}
+	var lastErr error
+	for range 20 {
+		udp, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			return fmt.Errorf("core: listen UDP %s: %w", addr, err)
+		}
+		tcpAddr := net.JoinHostPort(host, strconv.Itoa(udp.LocalAddr().(*net.UDPAddr).Port))
+		tln, err := e.listenTCP(tcpAddr)
+		if err != nil {
+			udp.Close()
+			lastErr = err
+			if port != "0" && port != "" {
+				break
+			}
+			continue
+		}
+		if err := e.ListenQUIC(udp); err != nil {
+			udp.Close()
+			tln.Close()
+			return err
+		}
+		return e.ListenTCP(tln)
+	}
+	return fmt.Errorf("core: listen TCP: %w", lastErr)
+}
+
+func (e *Endpoint) listenTCP(addr string) (net.Listener, error) {
+	lc := net.ListenConfig{KeepAlive: e.limits.IdleTimeout.Std()}
+	return lc.Listen(context.Background(), "tcp", addr)
+}
+
+// ListenQUIC serves QUIC on pc. The endpoint owns pc from now on.
+func (e *Endpoint) ListenQUIC(pc net.PacketConn) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closing {
+		return ErrServerClosed
+	}
+	if e.qln != nil {
+		return errors.New("core: ListenQUIC: already listening on QUIC")
+	}
+	tr := &quic.Transport{Conn: pc}
+	qln, err := tr.Listen(e.tlsCfg, e.quicConfig())
+	if err != nil {
+		tr.Close()
+		return fmt.Errorf("core: listen QUIC: %w", err)
+	}
+	e.udp, e.tr, e.qln = pc, tr, qln
+	return nil
+}
+
+func (e *Endpoint) quicConfig() *quic.Config {
+	streams := int64(e.limits.MaxStreamsPerConn)
+	if streams < 0 {
+		streams = 1 << 60
+	}
+	return &quic.Config{
+		HandshakeIdleTimeout:             e.limits.HandshakeTimeout.Std(),
+		MaxIdleTimeout:                   e.limits.IdleTimeout.Std(),
+		MaxIncomingStreams:               streams,
+		MaxIncomingUniStreams:            -1,
+		EnableDatagrams:                  true, // WebTransport over h3 needs both of these.
+		EnableStreamResetPartialDelivery: true,
+		Allow0RTT:                        false,
+	}
+}
+
+// ListenTCP serves TLS over TCP on ln. The endpoint owns ln from now on.
+func (e *Endpoint) ListenTCP(ln net.Listener) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closing {
+		return ErrServerClosed
+	}
+	if e.tln != nil {
+		return errors.New("core: ListenTCP: already listening on TCP")
+	}
+	e.tln = ln
+	return nil
+}
+
+// UDPAddr is the QUIC listening address, or nil.
+func (e *Endpoint) UDPAddr() net.Addr {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.udp == nil {
+		return nil
+	}
+	return e.udp.LocalAddr()
+}
+
+// TCPAddr is the TLS/TCP listening address, or nil.
+func (e *Endpoint) TCPAddr() net.Addr {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.tln == nil {
+		return nil
+	}
+	return e.tln.Addr()
+}
+
+// Addr returns the endpoint's dialable address, "<node-id>@host:port", using the QUIC
+// port (the TCP port is the same after Listen).
+func (e *Endpoint) Addr() string {
+	a := e.UDPAddr()
+	if a == nil {
+		a = e.TCPAddr()
+	}
+	if a == nil {
+		return string(e.NodeID())
+	}
+	return FormatAddr(e.NodeID(), a.String())
+}
+
+// Serve accepts connections on every listener until Shutdown or Close, and then
+// returns [ErrServerClosed].
+func (e *Endpoint) Serve() error {
+	e.mu.Lock()
+	if e.closing {
+		e.mu.Unlock()
+		return ErrServerClosed
+	}
+	if e.qln == nil && e.tln == nil {
+		e.mu.Unlock()
+		return errors.New("core: Serve: call Listen first")
+	}
+	if qln := e.qln; qln != nil {
+		e.loops.Go(func() { e.acceptQUIC(qln) })
+	}
+	if tln := e.tln; tln != nil {
+		e.loops.Go(func() { e.acceptTCP(tln) })
+	}
+	e.mu.Unlock()
+	<-e.closedCh
+	return ErrServerClosed
+}
+
+func (e *Endpoint) acceptQUIC(ln *quic.Listener) {
+	for {
+		qc, err := ln.Accept(e.ctx)
+		if err != nil {
+			if !isClosedErr(err) {
+				e.log.Error("quic accept", "err", err)
+			}
+			return
+		}
+		state := qc.ConnectionState().TLS
+		c := &quicConn{qc: qc, alpn: state.NegotiatedProtocol}
+		c.peer = e.peerOf(qc.RemoteAddr(), state.PeerCertificates)
+		if !e.admit(c) {
+			qc.CloseWithError(quic.ApplicationErrorCode(CodeLimit), "too many connections")
+			continue
+		}
+		e.handlers.Go(func() { e.serveConn(c, qc.Context()) })
+	}
+}
+
+func (e *Endpoint) acceptTCP(ln net.Listener) {
+	var delay time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if isClosedErr(err) {
+				return
+			}
+			// Temporary failures such as EMFILE: back off as net/http does.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			e.log.Warn("tcp accept", "err", err, "retry_in", delay)
+			select {
+			case <-time.After(delay):
+				continue
+			case <-e.ctx.Done():
+				return
+			}
+		}
+		delay = 0
+		e.handlers.Go(func() { e.handshakeTCP(nc) })
+	}
+}
+
+func (e *Endpoint) handshakeTCP(nc net.Conn) {
+	tc := tls.Server(nc, e.tlsCfg)
+	ctx, cancel := context.WithTimeout(e.ctx, e.limits.HandshakeTimeout.Std())
+	err := tc.HandshakeContext(ctx)
+	cancel()
+	if err != nil {
+		e.log.Debug("tls handshake failed", "remote", nc.RemoteAddr().String(), "err", err)
+		nc.Close()
+		return
+	}
+	state := tc.ConnectionState()
+	c := NewStreamConn(connStream{tc}, state.NegotiatedProtocol, e.peerOf(nc.RemoteAddr(), state.PeerCertificates), TransportTCP)
+	if !e.admit(c) {
+		tc.Close()
+		return
+	}
+	e.serveConn(c, nil)
+}
+
+func (e *Endpoint) peerOf(remote net.Addr, certs []*x509.Certificate) Peer {
+	p := Peer{RemoteAddr: remote}
+	if len(certs) > 0 {
+		p.PublicKey = certs[0].PublicKey
+		p.Identity = e.cfg.Peers.Resolve(p.PublicKey)
+	}
+	return p
+}
+
+func ipOf(a net.Addr) string {
+	switch a := a.(type) {
+	case *net.UDPAddr:
+		return a.IP.String()
+	case *net.TCPAddr:
+		return a.IP.String()
+	}
+	host, _, _ := net.SplitHostPort(a.String())
+	return host
+}
+
+// admit records c, or refuses it when the endpoint is closing or its IP is at the limit.
+func (e *Endpoint) admit(c Conn) bool {
+	ip := ipOf(c.Peer().RemoteAddr)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closing {
+		return false
+	}
+	if e.limits.MaxConnsPerIP > 0 && e.perIP[ip] >= e.limits.MaxConnsPerIP {
+		e.log.Warn("connection refused: per-IP limit", "remote", ip, "limit", e.limits.MaxConnsPerIP)
+		return false
+	}
+	e.perIP[ip]++
+	e.conns[c] = struct{}{}
+	return true
+}
+
+func (e *Endpoint) release(c Conn) {
+	ip := ipOf(c.Peer().RemoteAddr)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	delete(e.conns, c)
+	if e.perIP[ip]--; e.perIP[ip] <= 0 {
+		delete(e.perIP, ip)
+	}
+}
+
+// serveConn runs the handler for c; connDone, if not nil, ends the handler's context
+// when the transport connection ends.
+func (e *Endpoint) serveConn(c Conn, connDone context.Context) {
+	defer e.release(c)
+	peer := c.Peer()
+	result := AuthAccepted
+	switch {
+	case peer.PublicKey == nil:
+		result = AuthNoKey
+	case peer.Identity == nil:
+		result = AuthUnknownKey
+	}
+	LogAuth(e.log, result, peer.RemoteAddr.String(), Fingerprint(peer.PublicKey), peer.Identity.name(), c.ALPN(), c.Transport())
+
+	ctx, cancel := context.WithCancel(e.ctx)
+	defer cancel()
+	if connDone != nil {
+		stop := context.AfterFunc(connDone, cancel)
+		defer stop()
+	}
+	if err := e.mux.Dispatch(ctx, c); err != nil && !isClosedErr(err) {
+		e.log.Warn("connection ended with error", "alpn", c.ALPN(), "transport", c.Transport(), "peer", peer.Name(), "err", err)
+	}
+}
+
+func (id *Identity) name() string {
+	if id == nil {
+		return ""
+	}
+	return id.Name
+}
+
+// Shutdown stops accepting, tells every handler that implements [Shutdowner], waits for
+// running connections to finish until ctx ends, then closes the rest and the sockets.
+// It returns ctx.Err() if connections were still open when ctx ended. A second call
+// only waits.
+func (e *Endpoint) Shutdown(ctx context.Context) error {
+	first := e.stopAccepting()
+	if first {
+		e.mux.shutdownHandlers(ctx)
+	}
+	drained := make(chan struct{})
+	go func() { e.handlers.Wait(); close(drained) }()
+	var err error
+	select {
+	case <-drained:
+	case <-ctx.Done():
+		err = ctx.Err()
+		e.closeConns()
+		<-drained
+	}
+	e.finish()
+	return err
+}
+
+// Close ends every connection at once and releases the sockets.
+func (e *Endpoint) Close() error {
+	e.stopAccepting()
+	e.closeConns()
+	e.handlers.Wait()
+	e.finish()
+	return nil
+}
+
+// stopAccepting closes the listeners; established connections go on. It reports whether
+// this was the first call.
+func (e *Endpoint) stopAccepting() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closing {
+		return false
+	}
+	e.closing = true
+	if e.qln != nil {
+		e.qln.Close()
+	}
+	if e.tln != nil {
+		e.tln.Close()
+	}
+	return true
+}
+
+func (e *Endpoint) closeConns() {
+	e.cancel()
+	e.mu.Lock()
+	conns := make([]Conn, 0, len(e.conns))
+	for c := range e.conns {
+		conns = append(conns, c)
+	}
+	e.mu.Unlock()
+	// Close outside the lock: a handler's cleanup may call back into the endpoint.
+	for _, c := range conns {
+		c.Close(CodeShutdown, "endpoint shutting down")
+	}
+}
+
+func (e *Endpoint) finish() {
+	e.closeOne.Do(func() {
+		e.cancel()
+		e.loops.Wait()
+		e.mu.Lock()
+		tr := e.tr
+		e.mu.Unlock()
+		if tr != nil {
+			tr.Close()
+			e.udp.Close()
+		}
+		close(e.closedCh)
+	})
+	<-e.closedCh
+}

@@ -1,0 +1,83 @@
+package core
+
+import (
+	"crypto"
+	"net"
+	"slices"
+	"strings"
+)
+
+// Peer describes the other side of a connection.
+type Peer struct {
+	// RemoteAddr is the network address of the other side; nil when unknown.
+	RemoteAddr net.Addr
+	// PublicKey is the key the other side proved in the handshake (an
+	// ed25519.PublicKey for alknet clients), or nil if it showed none.
+	PublicKey crypto.PublicKey
+	// Identity is what PublicKey resolved to in the peer list; nil means anonymous.
+	Identity *Identity
+}
+
+// Anonymous reports whether the peer has no identity.
+func (p Peer) Anonymous() bool { return p.Identity == nil }
+
+// Allows reports whether the peer holds scope. An anonymous peer holds none.
+func (p Peer) Allows(scope string) bool { return p.Identity.Allows(scope) }
+
+// Name is the identity's name, or "anonymous".
+func (p Peer) Name() string {
+	if p.Identity == nil {
+		return "anonymous"
+	}
+	return p.Identity.Name
+}
+
+// Identity is a named peer and the scopes it holds.
+type Identity struct {
+	Name   string
+	Scopes []string
+}
+
+// Scope names used across modules. A handler may add finer scopes under its own
+// prefix, such as "ssh:exec:git-upload-pack".
+const (
+	ScopeAll              = "*"
+	ScopeSSHExec          = "ssh:exec"
+	ScopeSSHShell         = "ssh:shell"
+	ScopeSSHForwardLocal  = "ssh:forward:local"
+	ScopeSSHForwardRemote = "ssh:forward:remote"
+	ScopeSSHSFTP          = "ssh:sftp"
+	ScopeSFTPRead         = "sftp:read"
+	ScopeSFTPWrite        = "sftp:write"
+	ScopeGitRead          = "git:read"
+	ScopeGitWrite         = "git:write"
+	ScopeFSRead           = "fs:read"
+	ScopeFSWrite          = "fs:write"
+	ScopeCall             = "call"
+	ScopeMsg              = "msg"
+	ScopeDNSUpdate        = "dns:update"
+	ScopeAdmin            = "admin"
+)
+
+// Allows reports whether the identity holds scope. A nil identity holds nothing.
+//
+// A held scope grants itself and every finer scope below it: "ssh:exec" grants
+// "ssh:exec:git-upload-pack". "*" grants everything, and "ssh:*" everything under
+// "ssh:".
+func (id *Identity) Allows(scope string) bool {
+	if id == nil || scope == "" {
+		return false
+	}
+	return slices.ContainsFunc(id.Scopes, func(held string) bool { return scopeGrants(held, scope) })
+}
+
+func scopeGrants(held, want string) bool {
+	switch {
+	case held == ScopeAll || held == want:
+		return true
+	case strings.HasSuffix(held, ":*"):
+		return strings.HasPrefix(want, strings.TrimSuffix(held, "*"))
+	default:
+		return strings.HasPrefix(want, held+":")
+	}
+}

@@ -1,0 +1,44 @@
+package core
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/quic-go/quic-go"
+)
+
+// quicConn adapts a QUIC connection to [Conn].
+type quicConn struct {
+	qc   *quic.Conn
+	alpn string
+	peer Peer
+}
+
+func (c *quicConn) wrap(s *quic.Stream, err error) (Stream, error) {
+	if err != nil {
+		if isClosedErr(err) {
+			return nil, fmt.Errorf("%w: %v", ErrConnClosed, err)
+		}
+		return nil, err
+	}
+	return &quicStream{Stream: s, local: c.qc.LocalAddr(), remote: c.qc.RemoteAddr()}, nil
+}
+
+func (c *quicConn) AcceptStream(ctx context.Context) (Stream, error) {
+	return c.wrap(c.qc.AcceptStream(ctx))
+}
+
+func (c *quicConn) OpenStream(ctx context.Context) (Stream, error) {
+	return c.wrap(c.qc.OpenStreamSync(ctx))
+}
+
+func (c *quicConn) ALPN() string      { return c.alpn }
+func (c *quicConn) Peer() Peer        { return c.peer }
+func (c *quicConn) Transport() string { return TransportQUIC }
+
+func (c *quicConn) Close(code uint64, reason string) error {
+	return c.qc.CloseWithError(quic.ApplicationErrorCode(code), reason)
+}
+
+// Done is closed when the connection ends.
+func (c *quicConn) Done() <-chan struct{} { return c.qc.Context().Done() }
