@@ -1,0 +1,49 @@
+# Entry points: make run, make test, make bench, make fuzz. Targets run module by module.
+MODULES := $(patsubst %/go.mod,%,$(wildcard */go.mod))
+FUZZTIME ?= 10s
+BENCHTIME ?= 1x
+GOTEST ?= go test
+
+.PHONY: run build test bench fuzz vet fmt check $(addprefix test/,$(MODULES)) $(addprefix fuzz/,$(MODULES)) $(addprefix bench/,$(MODULES))
+
+run:
+	go run ./cmd/alknet serve
+
+build:
+	mkdir -p bin && go build -o bin/alknet ./cmd/alknet
+
+test: $(addprefix test/,$(MODULES))
+
+# core runs with the race detector; every module shuffles test order.
+test/core:
+	cd core && $(GOTEST) -race -shuffle=on -count=1 -timeout 20m ./...
+
+test/%:
+	cd $* && $(GOTEST) -shuffle=on -count=1 -timeout 30m ./...
+
+# Each fuzz target runs for FUZZTIME (go test allows one -fuzz target per run).
+fuzz: $(addprefix fuzz/,$(MODULES))
+
+fuzz/%:
+	@cd $* && for pkg in $$(go list ./...); do \
+		for f in $$(go test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+			echo "fuzz $$pkg $$f"; \
+			go test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+		done; \
+	done
+
+bench: $(addprefix bench/,$(MODULES))
+
+bench/%:
+	cd $* && go test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -timeout 60m ./...
+
+vet:
+	@for m in $(MODULES); do (cd $$m && go vet ./...) || exit 1; done
+
+fmt:
+	gofmt -l -w $(MODULES)
+
+# check fails if formatting or go mod tidy would change the tree.
+check: vet
+	@test -z "$$(gofmt -l $(MODULES))" || (gofmt -l $(MODULES); echo "gofmt needed"; exit 1)
+	@for m in $(MODULES); do (cd $$m && GOWORK=off go mod tidy -diff) || exit 1; done

@@ -1,0 +1,157 @@
+package main
+
+import (
+	"crypto/ed25519"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/alkdev/alknet/core"
+)
+
+// app is a running node's assembly: the config, the Mux, the peer list and what each
+// module registered. Modules plug in through a register function in modules.go.
+type app struct {
+	cfg     *Config
+	log     *slog.Logger
+	key     ed25519.PrivateKey
+	peers   *core.Peers
+	mux     *core.Mux
+	ep      *core.Endpoint
+	stdout  *os.File
+	notices []string // lines "serve" prints once it listens, such as the ssh command
+
+	// reloaders run on SIGHUP with the newly read config, after the peer list.
+	reloaders []func(*Config) error
+	// closers run after the endpoint has shut down, in reverse order.
+	closers []func() error
+}
+
+// onReload registers f to run on SIGHUP.
+func (a *app) onReload(f func(*Config) error) { a.reloaders = append(a.reloaders, f) }
+
+// onClose registers f to run when the node stops.
+func (a *app) onClose(f func() error) { a.closers = append(a.closers, f) }
+
+// handle registers h on each ALPN.
+func (a *app) handle(h core.Handler, alpns ...string) error {
+	for _, alpn := range alpns {
+		if err := a.mux.Handle(alpn, h); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// notice adds a line that "serve" prints after it starts listening.
+func (a *app) notice(format string, args ...any) {
+	a.notices = append(a.notices, fmt.Sprintf(format, args...))
+}
+
+// newApp loads keys and peers for cfg and registers every module.
+func newApp(cfg *Config) (*app, error) {
+	log, err := cfg.logger()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.Node.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data folder: %w", err)
+	}
+	a := &app{cfg: cfg, log: log, mux: core.NewMux(), stdout: os.Stdout}
+	if a.key, err = a.nodeKey(); err != nil {
+		return nil, err
+	}
+	peerList, err := cfg.peerList()
+	if err != nil {
+		return nil, err
+	}
+	if a.peers, err = core.NewPeers(peerList); err != nil {
+		return nil, err
+	}
+	for _, m := range modules {
+		if err := m.register(a); err != nil {
+			a.close()
+			return nil, fmt.Errorf("%s: %w", m.name, err)
+		}
+	}
+	return a, nil
+}
+
+// nodeKey loads (or on first run creates) the node key. Modules that derive keys from
+// elsewhere (the vault) replace this through nodeKeySource.
+func (a *app) nodeKey() (ed25519.PrivateKey, error) {
+	if nodeKeySource != nil {
+		if k, ok, err := nodeKeySource(a); ok || err != nil {
+			return k, err
+		}
+	}
+	return core.LoadOrCreateKey(a.cfg.dataPath(a.cfg.Node.KeyFile), "alknet node")
+}
+
+// nodeKeySource, when set, may supply the node key instead of the key file.
+var nodeKeySource func(*app) (ed25519.PrivateKey, bool, error)
+
+// peerList is the configured peers; the embedded default grants the local user's own
+// client key everything, so "alknet serve" then "alknet connect" works out of the box.
+func (c *Config) peerList() ([]core.PeerConfig, error) {
+	if c.path != "" {
+		return c.Peers, nil
+	}
+	path, err := defaultIdentityPath()
+	if err != nil {
+		return nil, err
+	}
+	key, err := core.LoadOrCreateKey(path, "alknet client")
+	if err != nil {
+		return nil, err
+	}
+	return append([]core.PeerConfig{{
+		Name:   "owner",
+		Keys:   []string{string(core.NodeIDOf(key.Public().(ed25519.PublicKey)))},
+		Scopes: []string{core.ScopeAll},
+	}}, c.Peers...), nil
+}
+
+// reload re-reads the config file and applies what can change while running.
+func (a *app) reload() error {
+	if a.cfg.path == "" {
+		return nil
+	}
+	cfg, err := loadConfig(a.cfg.path)
+	if err != nil {
+		return err
+	}
+	peerList, err := cfg.peerList()
+	if err != nil {
+		return err
+	}
+	if err := a.peers.Update(peerList); err != nil {
+		return err
+	}
+	for _, f := range a.reloaders {
+		if err := f(cfg); err != nil {
+			return err
+		}
+	}
+	a.cfg.Peers = cfg.Peers
+	return nil
+}
+
+func (a *app) close() {
+	for i := len(a.closers) - 1; i >= 0; i-- {
+		if err := a.closers[i](); err != nil {
+			a.log.Warn("close", "err", err)
+		}
+	}
+	a.closers = nil
+}
+
+func (a *app) pidFile() string { return filepath.Join(a.cfg.Node.DataDir, "alknet.pid") }
+
+// module is one handler module's registration with the node.
+type module struct {
+	name     string
+	register func(*app) error
+}
+

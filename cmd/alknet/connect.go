@@ -1,0 +1,57 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+func newConnectCmd() *cobra.Command {
+	var cf clientFlags
+	var alpn string
+	cmd := &cobra.Command{
+		Use:   "connect ADDR --alpn A [--identity FILE] [--transport quic|tcp]",
+		Short: "Join stdin and stdout to one stream (an ssh ProxyCommand)",
+		Long: `Connect to ADDR (<node-id>@host:port) on ALPN A and join stdin and stdout to
+one stream. End of stdin half-closes the stream; the command exits when the node
+closes its side. Use it as OpenSSH's ProxyCommand:
+
+  ssh -o ProxyCommand='alknet connect <node-id>@host:4433 --alpn alknet/ssh' user@alknet`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return connect(cmd.Context(), &cf, args[0], alpn, os.Stdin, os.Stdout)
+		},
+	}
+	cf.register(cmd.Flags())
+	cmd.Flags().StringVar(&alpn, "alpn", "", "protocol to speak, such as alknet/ssh")
+	cmd.MarkFlagRequired("alpn")
+	return cmd
+}
+
+func connect(ctx context.Context, cf *clientFlags, addr, alpn string, in io.Reader, out io.Writer) error {
+	dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	c, err := cf.dial(dctx, addr, alpn)
+	if err != nil {
+		return err
+	}
+	defer c.Close(0, "")
+	s, err := c.OpenStream(dctx)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	go func() {
+		io.Copy(s, in)
+		s.CloseWrite()
+	}()
+	_, err = io.Copy(out, s)
+	if errors.Is(err, io.EOF) {
+		err = nil
+	}
+	return err
+}

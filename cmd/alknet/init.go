@@ -1,0 +1,89 @@
+package main
+
+import (
+	"crypto/ed25519"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/alkdev/alknet/core"
+	"github.com/spf13/cobra"
+)
+
+func newInitCmd() *cobra.Command {
+	var dir, listen string
+	cmd := &cobra.Command{
+		Use:   "init --dir D [--listen HOST:PORT]",
+		Short: "Create a node: config, node key and owner client key",
+		Long: `Create D/alknet.toml, the node key D/node.key and an owner client key
+D/client.key that the config grants every scope ("*"). Prints the node's address.
+
+Then run:  alknet serve --config D/alknet.toml
+and reach it with --identity D/client.key.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			addr, err := initNode(dir, listen)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), addr)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&dir, "dir", "", "folder for the new node (created if missing)")
+	cmd.Flags().StringVar(&listen, "listen", "0.0.0.0:4433", "address for QUIC and TLS/TCP")
+	cmd.MarkFlagRequired("dir")
+	return cmd
+}
+
+// initNode writes a new node into dir and returns its address.
+func initNode(dir, listen string) (string, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	cfgPath := filepath.Join(dir, "alknet.toml")
+	if _, err := os.Stat(cfgPath); err == nil {
+		return "", fmt.Errorf("%s already exists; refusing to overwrite it", cfgPath)
+	}
+	nodeKey := core.GenerateKey()
+	if err := core.WriteKeyFile(filepath.Join(dir, "node.key"), nodeKey, "alknet node"); err != nil {
+		return "", err
+	}
+	owner := core.GenerateKey()
+	if err := core.WriteKeyFile(filepath.Join(dir, "client.key"), owner, "alknet owner"); err != nil {
+		return "", err
+	}
+	ownerID := core.NodeIDOf(owner.Public().(ed25519.PublicKey))
+	text := renderInitConfig(listen, ownerID)
+	if _, err := parseConfig([]byte(text), cfgPath); err != nil {
+		return "", fmt.Errorf("generated config is invalid: %w", err)
+	}
+	if err := os.WriteFile(cfgPath, []byte(text), 0o600); err != nil {
+		return "", err
+	}
+	nodeID := core.NodeIDOf(nodeKey.Public().(ed25519.PublicKey))
+	return core.FormatAddr(nodeID, dialableListen(listen)), nil
+}
+
+// renderInitConfig is the embedded default with the listen address and owner filled in.
+func renderInitConfig(listen string, owner core.NodeID) string {
+	text := strings.Replace(string(defaultConfig), `listen = "127.0.0.1:4433"`, fmt.Sprintf("listen = %q", listen), 1)
+	return text + fmt.Sprintf(`
+[[peers]]
+name = "owner"
+keys = [%q]  # client.key
+scopes = ["*"]
+`, owner)
+}
+
+// dialableListen turns a wildcard listen address into one a local client can dial.
+func dialableListen(listen string) string {
+	for _, wild := range []string{"0.0.0.0:", "[::]:", ":"} {
+		if rest, ok := strings.CutPrefix(listen, wild); ok {
+			return "127.0.0.1:" + rest
+		}
+	}
+	return listen
+}
+
