@@ -154,4 +154,3 @@ type module struct {
 	name     string
 	register func(*app) error
 }
-

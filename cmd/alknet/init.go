@@ -86,4 +86,3 @@ func dialableListen(listen string) string {
 	}
 	return listen
 }
-
