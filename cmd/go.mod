@@ -18,3 +18,12 @@ require (
 )
 
 replace github.com/alkdev/alknet/core => ../core
+
+replace (
+	github.com/alkdev/alknet/call => ../call
+	github.com/alkdev/alknet/dns => ../dns
+	github.com/alkdev/alknet/fs => ../fs
+	github.com/alkdev/alknet/sftp => ../sftp
+	github.com/alkdev/alknet/ssh => ../ssh
+	github.com/alkdev/alknet/vault => ../vault
+)

@@ -1,0 +1,7 @@
+module github.com/alkdev/alknet/call
+
+go 1.26.8
+
+require github.com/alkdev/alknet/core v0.0.0
+
+replace github.com/alkdev/alknet/core => ../core

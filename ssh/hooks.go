@@ -1,0 +1,74 @@
+package ssh
+
+import (
+	"context"
+	"io"
+
+	"github.com/alkdev/alknet/core"
+	gossh "golang.org/x/crypto/ssh"
+)
+
+// The extension points below let other layers (forwarding, SOCKS, SFTP) plug into the
+// server without the SSH core knowing them. Every nil hook denies.
+
+// ChannelHandler serves one "NewChannel" request of a connection. It must either
+// Accept or Reject newCh. It runs on its own goroutine.
+type ChannelHandler func(ctx context.Context, conn *ConnContext, newCh gossh.NewChannel)
+
+// RequestHandler answers one global request (such as "tcpip-forward"). It returns
+// whether the request succeeded and the reply payload.
+type RequestHandler func(ctx context.Context, conn *ConnContext, req *gossh.Request) (ok bool, payload []byte)
+
+// SubsystemHandler serves one subsystem (such as "sftp") on a session channel. rw is
+// the channel: reading gets the client's data, writing sends to it, Close ends the
+// channel. The server sends exit-status 0 when it returns nil, 1 otherwise.
+type SubsystemHandler func(ctx context.Context, rw io.ReadWriteCloser, peer core.Peer) error
+
+// ConnContext is what hooks know about one SSH connection.
+type ConnContext struct {
+	// Peer is the authenticated peer: its key and the identity the peer list gave it.
+	Peer core.Peer
+	// Transport is the carrier of the SSH connection ("quic", "tcp", "ssh-tcp", ...).
+	Transport string
+	// Conn is the SSH connection, for opening channels towards the client.
+	Conn gossh.Conn
+
+	closers []func()
+	mu      chanMutex
+}
+
+// chanMutex is a mutex usable without importing sync in this file's users.
+type chanMutex chan struct{}
+
+// OnClose registers f to run when the SSH connection ends (for example to close a
+// remote-forward listener).
+func (c *ConnContext) OnClose(f func()) {
+	c.lock()
+	defer c.unlock()
+	c.closers = append(c.closers, f)
+}
+
+func (c *ConnContext) lock() {
+	if c.mu == nil {
+		panic("ssh: ConnContext not initialised")
+	}
+	c.mu <- struct{}{}
+}
+func (c *ConnContext) unlock() { <-c.mu }
+
+// NewConnContext returns a ConnContext; the server calls RunClosers when the connection
+// ends.
+func NewConnContext(peer core.Peer, transport string, conn gossh.Conn) *ConnContext {
+	return &ConnContext{Peer: peer, Transport: transport, Conn: conn, mu: make(chanMutex, 1)}
+}
+
+// RunClosers runs the functions registered with OnClose, once, newest first.
+func (c *ConnContext) RunClosers() {
+	c.lock()
+	fs := c.closers
+	c.closers = nil
+	c.unlock()
+	for i := len(fs) - 1; i >= 0; i-- {
+		fs[i]()
+	}
+}
