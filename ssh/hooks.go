@@ -3,6 +3,7 @@ package ssh
 import (
 	"context"
 	"io"
+	"sync"
 
 	"github.com/alkdev/alknet/core"
 	gossh "golang.org/x/crypto/ssh"
@@ -33,41 +34,30 @@ type ConnContext struct {
 	// Conn is the SSH connection, for opening channels towards the client.
 	Conn gossh.Conn
 
+	mu      sync.Mutex
 	closers []func()
-	mu      chanMutex
 }
-
-// chanMutex is a mutex usable without importing sync in this file's users.
-type chanMutex chan struct{}
 
 // OnClose registers f to run when the SSH connection ends (for example to close a
 // remote-forward listener).
 func (c *ConnContext) OnClose(f func()) {
-	c.lock()
-	defer c.unlock()
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.closers = append(c.closers, f)
 }
-
-func (c *ConnContext) lock() {
-	if c.mu == nil {
-		panic("ssh: ConnContext not initialised")
-	}
-	c.mu <- struct{}{}
-}
-func (c *ConnContext) unlock() { <-c.mu }
 
 // NewConnContext returns a ConnContext; the server calls RunClosers when the connection
 // ends.
 func NewConnContext(peer core.Peer, transport string, conn gossh.Conn) *ConnContext {
-	return &ConnContext{Peer: peer, Transport: transport, Conn: conn, mu: make(chanMutex, 1)}
+	return &ConnContext{Peer: peer, Transport: transport, Conn: conn}
 }
 
 // RunClosers runs the functions registered with OnClose, once, newest first.
 func (c *ConnContext) RunClosers() {
-	c.lock()
+	c.mu.Lock()
 	fs := c.closers
 	c.closers = nil
-	c.unlock()
+	c.mu.Unlock()
 	for i := len(fs) - 1; i >= 0; i-- {
 		fs[i]()
 	}
