@@ -92,6 +92,23 @@ func (a *app) nodeKey() (ed25519.PrivateKey, error) {
 // nodeKeySource, when set, may supply the node key instead of the key file.
 var nodeKeySource func(*app) (ed25519.PrivateKey, bool, error)
 
+// hostKeySource, when set, may supply the SSH host key instead of the key file.
+var hostKeySource func(*app) (ed25519.PrivateKey, bool, error)
+
+// sshHostKey loads (or on first run creates) the SSH host key, file
+// "ssh_host_ed25519_key" in the data folder unless hostKeySource supplies it.
+func (a *app) sshHostKey(file string) (ed25519.PrivateKey, error) {
+	if hostKeySource != nil {
+		if k, ok, err := hostKeySource(a); ok || err != nil {
+			return k, err
+		}
+	}
+	if file == "" {
+		file = "ssh_host_ed25519_key"
+	}
+	return core.LoadOrCreateKey(a.cfg.dataPath(file), "alknet ssh host")
+}
+
 // peerList is the configured peers; the embedded default grants the local user's own
 // client key everything, so "alknet serve" then "alknet connect" works out of the box.
 func (c *Config) peerList() ([]core.PeerConfig, error) {

@@ -1,0 +1,54 @@
+package main
+
+import (
+	"bytes"
+	"crypto/rand"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+func TestServePingConnect(t *testing.T) {
+	n := startNode(t, "")
+	for _, tr := range []string{"quic", "tcp"} {
+		t.Run(tr, func(t *testing.T) {
+			out, err := n.Run(t, "ping", n.Addr, "--identity", n.ClientKey, "--transport", tr)
+			if err != nil || !strings.Contains(string(out), "via "+tr) {
+				t.Fatalf("ping: %v\n%s", err, out)
+			}
+			// alknet/ping echoes at most 64 bytes and then half-closes.
+			in := make([]byte, 64)
+			rand.Read(in)
+			cmd := exec.Command(n.Bin, "connect", n.Addr, "--alpn", "alknet/ping", "--identity", n.ClientKey, "--transport", tr)
+			cmd.Env = n.Env
+			cmd.Stdin = bytes.NewReader(in)
+			got, err := cmd.Output()
+			if err != nil {
+				t.Fatalf("connect: %v", err)
+			}
+			if !bytes.Equal(got, in) {
+				t.Fatalf("connect echoed %x, want %x", got, in)
+			}
+		})
+	}
+}
+
+func TestPingWrongNodeIDFails(t *testing.T) {
+	n := startNode(t, "")
+	other := startNode(t, "")
+	otherID, _, _ := strings.Cut(other.Addr, "@")
+	out, err := n.Run(t, "ping", otherID+"@"+n.HostPort, "--identity", n.ClientKey)
+	if err == nil {
+		t.Fatalf("ping with the wrong node ID succeeded:\n%s", out)
+	}
+	if !strings.Contains(string(out), "does not match the node ID") {
+		t.Fatalf("unexpected error:\n%s", out)
+	}
+}
+
+func TestConfigUnknownKeyNamesLine(t *testing.T) {
+	_, err := parseConfig([]byte("[node]\nlisten = \"127.0.0.1:1\"\nbogus = 1\n"), "x.toml")
+	if err == nil || !strings.Contains(err.Error(), "x.toml:3") || !strings.Contains(err.Error(), "node.bogus") {
+		t.Fatalf("err = %v, want a pointer to x.toml:3 and node.bogus", err)
+	}
+}

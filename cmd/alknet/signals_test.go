@@ -1,0 +1,8 @@
+package main
+
+import "syscall"
+
+var (
+	sighup  = syscall.SIGHUP
+	sigterm = syscall.SIGTERM
+)
