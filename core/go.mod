@@ -4,6 +4,7 @@ go 1.26.8
 
 require (
 	github.com/quic-go/quic-go v0.64.1
+	go.uber.org/goleak v1.3.0
 	golang.org/x/crypto v0.59.0
 )
 

@@ -84,14 +84,21 @@ func (m *Mux) Dispatch(ctx context.Context, c Conn) (err error) {
 			c.Close(CodeInternal, "internal error")
 			return
 		}
-		if err != nil {
+		switch g, ok := c.(gracefulCloser); {
+		case err != nil:
 			c.Close(CodeInternal, "handler error")
-		} else {
+		case ok:
+			g.closeGracefully()
+		default:
 			c.Close(CodeHandlerDone, "")
 		}
 	}()
 	return h.ServeConn(ctx, c)
 }
+
+// gracefulCloser is a Conn whose immediate Close could discard data the handler wrote
+// just before returning (a QUIC connection close drops unsent stream data).
+type gracefulCloser interface{ closeGracefully() }
 
 // shutdownHandlers calls Shutdown on each distinct registered handler that implements
 // [Shutdowner], concurrently, and waits for them.

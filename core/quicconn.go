@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/quic-go/quic-go"
 )
@@ -38,6 +39,22 @@ func (c *quicConn) Transport() string { return TransportQUIC }
 
 func (c *quicConn) Close(code uint64, reason string) error {
 	return c.qc.CloseWithError(quic.ApplicationErrorCode(code), reason)
+}
+
+// lingerTimeout bounds how long a finished QUIC connection waits for the peer to close
+// it, so that stream data the handler wrote last still reaches the peer.
+const lingerTimeout = 2 * time.Second
+
+// closeGracefully waits until the peer closes the connection or lingerTimeout passes,
+// then closes it. Well-behaved clients close as soon as they have read the last bytes.
+func (c *quicConn) closeGracefully() {
+	t := time.NewTimer(lingerTimeout)
+	defer t.Stop()
+	select {
+	case <-c.qc.Context().Done():
+	case <-t.C:
+	}
+	c.Close(CodeHandlerDone, "")
 }
 
 // Done is closed when the connection ends.
