@@ -34,6 +34,7 @@ type ConnContext struct {
 	// Conn is the SSH connection, for opening channels towards the client.
 	Conn gossh.Conn
 
+	server  *serverConn // the server's bookkeeping; nil for a ConnContext built elsewhere
 	mu      sync.Mutex
 	closers []func()
 }

@@ -1,0 +1,135 @@
+package ssh
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"os/user"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/alkdev/alknet/core"
+)
+
+// Config is the [ssh] section of the node's configuration. The zero value is the
+// default: no plain TCP listener, exec allowed to peers holding "ssh:exec", shell and
+// PTY refused, commands run by /bin/sh in the server user's home folder.
+type Config struct {
+	// Listen is the address of an optional plain TCP SSH listener, such as
+	// "127.0.0.1:2222", so that "ssh -p 2222 host" works without a ProxyCommand. Empty
+	// (the default) means none: SSH is served only on the alknet/ssh ALPN.
+	Listen string `toml:"listen"`
+	// HostKeyFile is the Ed25519 host key, relative to the data folder; created on first
+	// run. Default "ssh_host_ed25519_key".
+	HostKeyFile string `toml:"host_key_file"`
+	// Shell allows the "shell", "pty-req", "window-change" and "signal" requests to
+	// peers holding "ssh:shell". Default false: they are refused.
+	Shell bool `toml:"shell"`
+	// Command is the program that runs an exec request as `Command -c '<command>'`.
+	// Default "/bin/sh".
+	Command string `toml:"command"`
+	// LoginShell is the program started for a "shell" request. Default: the server
+	// user's login shell from /etc/passwd, else $SHELL, else /bin/sh.
+	LoginShell string `toml:"login_shell"`
+	// Dir is the working directory of commands and shells. Default: the server user's
+	// home folder.
+	Dir string `toml:"dir"`
+	// Env lists the environment variables a client may set with "env" requests; a
+	// trailing "*" matches a prefix ("LC_*"). Nil means the default
+	// ["LANG", "LC_*", "TZ", "COLORTERM"]; an empty list allows none.
+	Env []string `toml:"env"`
+	// MaxAuthTries is the number of failed authentication attempts after which the
+	// connection is dropped. Default 6; negative means unlimited.
+	MaxAuthTries int `toml:"max_auth_tries"`
+	// HangupGrace is how long processes of a session whose client vanished get after
+	// SIGHUP before the whole process group is killed. Default 2s.
+	HangupGrace core.Duration `toml:"hangup_grace"`
+}
+
+// DefaultEnv is the environment allow-list used when [Config.Env] is nil.
+var DefaultEnv = []string{"LANG", "LC_*", "TZ", "COLORTERM"}
+
+// withDefaults returns a copy of c with every default filled in.
+func (c Config) withDefaults() Config {
+	if c.HostKeyFile == "" {
+		c.HostKeyFile = "ssh_host_ed25519_key"
+	}
+	if c.Command == "" {
+		c.Command = "/bin/sh"
+	}
+	if c.LoginShell == "" {
+		c.LoginShell = loginShell()
+	}
+	if c.Dir == "" {
+		if home, err := os.UserHomeDir(); err == nil {
+			c.Dir = home
+		} else {
+			c.Dir = "/"
+		}
+	}
+	if c.Env == nil {
+		c.Env = DefaultEnv
+	}
+	if c.MaxAuthTries == 0 {
+		c.MaxAuthTries = 6
+	}
+	if c.HangupGrace <= 0 {
+		c.HangupGrace = core.Duration(2 * time.Second)
+	}
+	return c
+}
+
+// Validate reports a setting that cannot work.
+func (c Config) Validate() error {
+	d := c.withDefaults()
+	for _, p := range []struct{ key, v string }{{"command", d.Command}, {"login_shell", d.LoginShell}, {"dir", d.Dir}} {
+		if !path.IsAbs(p.v) {
+			return fmt.Errorf("ssh: %s %q must be an absolute path", p.key, p.v)
+		}
+	}
+	for _, e := range d.Env {
+		name := strings.TrimSuffix(e, "*")
+		if name == "" && e != "*" || strings.ContainsAny(name, "=*\x00") {
+			return fmt.Errorf("ssh: env pattern %q: want a variable name, optionally ending in *", e)
+		}
+	}
+	return nil
+}
+
+// envAllowed reports whether the allow-list admits the variable name.
+func envAllowed(allow []string, name string) bool {
+	if name == "" || strings.ContainsAny(name, "=\x00") {
+		return false
+	}
+	for _, a := range allow {
+		if p, ok := strings.CutSuffix(a, "*"); ok {
+			if strings.HasPrefix(name, p) {
+				return true
+			}
+		} else if a == name {
+			return true
+		}
+	}
+	return false
+}
+
+// loginShell returns the server user's login shell.
+func loginShell() string {
+	if u, err := user.Current(); err == nil {
+		if f, err := os.Open("/etc/passwd"); err == nil {
+			defer f.Close()
+			sc := bufio.NewScanner(f)
+			for sc.Scan() {
+				fields := strings.Split(sc.Text(), ":")
+				if len(fields) == 7 && fields[0] == u.Username && path.IsAbs(fields[6]) {
+					return fields[6]
+				}
+			}
+		}
+	}
+	if s := os.Getenv("SHELL"); path.IsAbs(s) {
+		return s
+	}
+	return "/bin/sh"
+}

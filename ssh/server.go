@@ -1,0 +1,493 @@
+package ssh
+
+import (
+	"context"
+	"crypto"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/alkdev/alknet/core"
+	gossh "golang.org/x/crypto/ssh"
+)
+
+// ALPN is the protocol name the SSH server is registered under.
+const ALPN = "alknet/ssh"
+
+// TransportSSHTCP names connections of the plain TCP SSH listener in [ConnContext].
+const TransportSSHTCP = "ssh-tcp"
+
+// Errors returned by the server.
+var (
+	// ErrServerClosed is returned by [Server.Serve] and [Server.HandleConn] after
+	// Shutdown or Close. It wraps [net.ErrClosed].
+	ErrServerClosed = fmt.Errorf("ssh: server closed: %w", net.ErrClosed)
+	// ErrNoHostKey is returned by [NewServer] without a host key.
+	ErrNoHostKey = errors.New("ssh: no host key")
+)
+
+// Algorithms offered in the key exchange: modern only.
+var (
+	// KeyExchanges are the key exchange methods, post-quantum hybrid first.
+	KeyExchanges = []string{gossh.KeyExchangeMLKEM768X25519, gossh.KeyExchangeCurve25519}
+	// Ciphers are the AEAD ciphers.
+	Ciphers = []string{gossh.CipherChaCha20Poly1305, gossh.CipherAES256GCM, gossh.CipherAES128GCM}
+	// UserKeyAlgorithms are the client key signature algorithms accepted.
+	UserKeyAlgorithms = []string{
+		gossh.KeyAlgoED25519,
+		gossh.KeyAlgoECDSA256, gossh.KeyAlgoECDSA384, gossh.KeyAlgoECDSA521,
+		gossh.KeyAlgoRSASHA512, gossh.KeyAlgoRSASHA256,
+	}
+)
+
+// Server is an SSH server that runs over any stream: a QUIC stream or TLS/TCP
+// connection on the alknet/ssh ALPN (through [Server.ServeConn]), or a plain TCP
+// connection (through [Server.Serve] and [Server.HandleConn]). It never opens a socket
+// of its own.
+//
+// Clients authenticate with a public key only, which [core.Peers] resolves to an
+// identity; the identity's scopes decide what each request may do. Build one with
+// [NewServer]. The exported hook maps may be changed only before the server serves its
+// first connection. Every nil or missing hook denies.
+type Server struct {
+	// ChannelHandlers serve channel types by name. NewServer sets "session". A type
+	// with no handler is rejected with UnknownChannelType.
+	ChannelHandlers map[string]ChannelHandler
+	// RequestHandlers answer global requests by type. A type with no handler gets a
+	// failure reply; "keepalive@openssh.com" always gets a reply.
+	RequestHandlers map[string]RequestHandler
+	// Subsystems serve "subsystem" requests on session channels by name, such as
+	// "sftp". A peer needs the scope "ssh:<name>" (ssh:sftp) to start one. A missing
+	// subsystem is refused.
+	Subsystems map[string]SubsystemHandler
+
+	hostKey gossh.Signer
+	peers   *core.Peers
+	log     *slog.Logger
+	cfg     atomic.Pointer[Config]
+
+	mu        sync.Mutex
+	conns     map[*serverConn]struct{}
+	listeners map[net.Listener]struct{}
+	closing   bool
+	wg        sync.WaitGroup
+}
+
+var _ core.Handler = (*Server)(nil)
+var _ core.Shutdowner = (*Server)(nil)
+
+// NewServer returns a server with host key hostKey (an ed25519.PrivateKey, or any
+// crypto.Signer x/crypto/ssh accepts), resolving client keys through peers (nil: every
+// key is unknown and refused). log may be nil.
+func NewServer(hostKey crypto.Signer, peers *core.Peers, cfg Config, log *slog.Logger) (*Server, error) {
+	if hostKey == nil {
+		return nil, ErrNoHostKey
+	}
+	signer, err := gossh.NewSignerFromSigner(hostKey)
+	if err != nil {
+		return nil, fmt.Errorf("ssh: host key: %w", err)
+	}
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	s := &Server{
+		hostKey:         signer,
+		peers:           peers,
+		log:             log,
+		ChannelHandlers: map[string]ChannelHandler{},
+		RequestHandlers: map[string]RequestHandler{},
+		Subsystems:      map[string]SubsystemHandler{},
+		conns:           map[*serverConn]struct{}{},
+		listeners:       map[net.Listener]struct{}{},
+	}
+	if err := s.SetConfig(cfg); err != nil {
+		return nil, err
+	}
+	s.ChannelHandlers["session"] = s.serveSession
+	return s, nil
+}
+
+// SetConfig replaces the configuration; new sessions and connections use it (a
+// config reload). Listen and HostKeyFile are read only by the caller that builds the
+// server.
+func (s *Server) SetConfig(cfg Config) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	d := cfg.withDefaults()
+	s.cfg.Store(&d)
+	return nil
+}
+
+// Config returns the configuration in force, defaults filled in.
+func (s *Server) Config() Config { return *s.cfg.Load() }
+
+// HostKey returns the server's public host key.
+func (s *Server) HostKey() gossh.PublicKey { return s.hostKey.PublicKey() }
+
+// ServeConn serves the alknet/ssh ALPN: one SSH connection per accepted stream, until
+// the connection ends. It implements [core.Handler].
+func (s *Server) ServeConn(ctx context.Context, c core.Conn) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		st, err := c.AcceptStream(ctx)
+		if err != nil {
+			return nil
+		}
+		nc := core.NetConn(st, nil, c.Peer().RemoteAddr)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := s.HandleConn(ctx, nc, c.Transport()); err != nil && !errors.Is(err, net.ErrClosed) {
+				s.log.Debug("ssh connection ended", "transport", c.Transport(), "err", err)
+			}
+		}()
+	}
+}
+
+// Serve accepts plain TCP (or any net.Listener) connections on l and serves SSH on
+// each, until l fails or the server is shut down. It always returns a non-nil error,
+// [ErrServerClosed] after Shutdown or Close. It closes l on return.
+func (s *Server) Serve(l net.Listener) error {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		l.Close()
+		return ErrServerClosed
+	}
+	s.listeners[l] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, l)
+		s.mu.Unlock()
+		l.Close()
+	}()
+	for {
+		nc, err := l.Accept()
+		if err != nil {
+			s.mu.Lock()
+			closing := s.closing
+			s.mu.Unlock()
+			if closing {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				time.Sleep(50 * time.Millisecond)
+				continue
+			}
+			return err
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			if tc, ok := nc.(*net.TCPConn); ok {
+				tc.SetKeepAlive(true)
+				tc.SetKeepAlivePeriod(30 * time.Second)
+			}
+			s.HandleConn(context.Background(), nc, TransportSSHTCP)
+		}()
+	}
+}
+
+// HandleConn runs one SSH server connection over nc until it ends, and closes nc.
+// transport names the carrier for hooks and logs ("quic", "tcp", TransportSSHTCP). It
+// returns nil when the client disconnects, or why the connection failed.
+func (s *Server) HandleConn(ctx context.Context, nc net.Conn, transport string) error {
+	defer nc.Close()
+	cfg := s.cfg.Load()
+	sc := &serverConn{srv: s, transport: transport, nc: nc, sessions: map[*session]struct{}{}}
+	if !s.track(sc, true) {
+		return ErrServerClosed
+	}
+	defer s.track(sc, false)
+
+	remote := "unknown"
+	if a := nc.RemoteAddr(); a != nil {
+		remote = a.String()
+	}
+	// A client that never finishes the handshake must not hold the connection forever.
+	nc.SetDeadline(time.Now().Add(30 * time.Second))
+	conn, chans, reqs, err := gossh.NewServerConn(nc, s.serverConfig(cfg, remote, transport))
+	if err != nil {
+		return fmt.Errorf("ssh: handshake with %s: %w", remote, err)
+	}
+	nc.SetDeadline(time.Time{})
+	defer conn.Close()
+
+	peer, err := peerFromPermissions(conn.Permissions, nc.RemoteAddr())
+	if err != nil { // cannot happen: auth succeeded only through publicKey
+		return err
+	}
+	cc := NewConnContext(peer, transport, conn)
+	cc.server = sc
+	defer cc.RunClosers()
+	sc.cc = cc
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	sc.cancel = cancel
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s.globalRequests(ctx, cc, reqs)
+	}()
+	for nch := range chans {
+		h := s.ChannelHandlers[nch.ChannelType()]
+		if h == nil {
+			nch.Reject(gossh.UnknownChannelType, "unknown channel type "+nch.ChannelType())
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() {
+				if r := recover(); r != nil {
+					s.log.Error("ssh channel handler panicked", "type", nch.ChannelType(), "panic", r)
+				}
+			}()
+			h(ctx, cc, nch)
+		}()
+	}
+	cancel()
+	return nil
+}
+
+func (s *Server) globalRequests(ctx context.Context, cc *ConnContext, reqs <-chan *gossh.Request) {
+	for req := range reqs {
+		h := s.RequestHandlers[req.Type]
+		if h == nil {
+			// keepalive@openssh.com and every unknown request: a failure reply is the
+			// answer OpenSSH's sshd gives too.
+			if req.WantReply {
+				req.Reply(false, nil)
+			}
+			continue
+		}
+		ok, payload := func() (ok bool, payload []byte) {
+			defer func() {
+				if r := recover(); r != nil {
+					s.log.Error("ssh request handler panicked", "type", req.Type, "panic", r)
+					ok, payload = false, nil
+				}
+			}()
+			return h(ctx, cc, req)
+		}()
+		if req.WantReply {
+			req.Reply(ok, payload)
+		}
+	}
+}
+
+func (s *Server) track(sc *serverConn, add bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if add {
+		if s.closing {
+			return false
+		}
+		s.conns[sc] = struct{}{}
+		return true
+	}
+	delete(s.conns, sc)
+	return true
+}
+
+// Shutdown stops the plain listeners, ends every session (the client gets a notice on
+// stderr and its command an exit-signal HUP), closes idle connections, and waits for
+// the rest until ctx ends, then closes them. It returns ctx.Err() if connections were
+// still open when ctx ended. New connections are refused afterwards.
+//
+// x/crypto/ssh offers no way to send SSH_MSG_DISCONNECT after authentication, so the
+// goodbye is given per session: each session channel is closed after its process, and
+// then the connection.
+func (s *Server) Shutdown(ctx context.Context) error {
+	conns := s.stop()
+	for _, sc := range conns {
+		sc.goodbye()
+	}
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		s.mu.Lock()
+		n := len(s.conns)
+		s.mu.Unlock()
+		if n == 0 {
+			s.wg.Wait()
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			s.Close()
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+}
+
+// Close closes every listener and connection at once. Running processes get SIGHUP.
+func (s *Server) Close() error {
+	for _, sc := range s.stop() {
+		sc.close()
+	}
+	s.wg.Wait()
+	return nil
+}
+
+func (s *Server) stop() []*serverConn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closing = true
+	for l := range s.listeners {
+		l.Close()
+	}
+	var out []*serverConn
+	for sc := range s.conns {
+		out = append(out, sc)
+	}
+	return out
+}
+
+// serverConn is one SSH connection the server tracks for shutdown.
+type serverConn struct {
+	srv       *Server
+	transport string
+	nc        net.Conn
+	cc        *ConnContext
+	cancel    context.CancelFunc
+
+	mu       sync.Mutex
+	sessions map[*session]struct{}
+	bye      bool
+}
+
+func (sc *serverConn) addSession(se *session) bool {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	if sc.bye {
+		return false
+	}
+	sc.sessions[se] = struct{}{}
+	return true
+}
+
+func (sc *serverConn) removeSession(se *session) {
+	sc.mu.Lock()
+	delete(sc.sessions, se)
+	last := sc.bye && len(sc.sessions) == 0
+	sc.mu.Unlock()
+	if last {
+		sc.close()
+	}
+}
+
+// goodbye ends every session; the connection closes when the last one has gone.
+func (sc *serverConn) goodbye() {
+	sc.mu.Lock()
+	sc.bye = true
+	var list []*session
+	for se := range sc.sessions {
+		list = append(list, se)
+	}
+	sc.mu.Unlock()
+	if len(list) == 0 {
+		sc.close()
+		return
+	}
+	for _, se := range list {
+		se.shutdown()
+	}
+}
+
+func (sc *serverConn) close() {
+	if sc.nc != nil {
+		sc.nc.Close()
+	}
+}
+
+// Permissions.Extensions keys carrying the identity from the accepted key to the
+// connection (the CVE-2024-45337 pattern: never from callback-captured state).
+const (
+	extPeer   = "alknet-peer"
+	extScopes = "alknet-scopes"
+	extKey    = "alknet-key"
+)
+
+var errUnknownKey = errors.New("ssh: key not in the peer list")
+
+func (s *Server) serverConfig(cfg *Config, remote, transport string) *gossh.ServerConfig {
+	c := &gossh.ServerConfig{
+		Config: gossh.Config{
+			KeyExchanges: KeyExchanges,
+			Ciphers:      Ciphers,
+			MACs:         []string{gossh.HMACSHA256ETM, gossh.HMACSHA512ETM},
+		},
+		PublicKeyAuthAlgorithms: UserKeyAlgorithms,
+		MaxAuthTries:            cfg.MaxAuthTries,
+		ServerVersion:           "SSH-2.0-alknet",
+		PublicKeyCallback: func(meta gossh.ConnMetadata, key gossh.PublicKey) (*gossh.Permissions, error) {
+			id := s.peers.Resolve(key)
+			if id == nil {
+				core.LogAuth(s.log, core.AuthRejected, remote, gossh.FingerprintSHA256(key), "", ALPN, transport)
+				return nil, errUnknownKey
+			}
+			return &gossh.Permissions{Extensions: map[string]string{
+				extPeer:   id.Name,
+				extScopes: strings.Join(id.Scopes, "\n"),
+				extKey:    string(key.Marshal()),
+			}}, nil
+		},
+		VerifiedPublicKeyCallback: func(meta gossh.ConnMetadata, key gossh.PublicKey, perms *gossh.Permissions, _ string) (*gossh.Permissions, error) {
+			core.LogAuth(s.log, core.AuthAccepted, remote, gossh.FingerprintSHA256(key), perms.Extensions[extPeer], ALPN, transport)
+			return perms, nil
+		},
+		AuthLogCallback: func(meta gossh.ConnMetadata, method string, err error) {
+			// "none" is every client's opening probe and publickey attempts are logged
+			// above with their key; anything else (password, keyboard-interactive) is
+			// a method this server never accepts.
+			if method != "none" && method != "publickey" {
+				core.LogAuth(s.log, core.AuthRejected, remote, "none", "", ALPN, transport)
+			}
+		},
+	}
+	c.AddHostKey(s.hostKey)
+	return c
+}
+
+// peerFromPermissions rebuilds the authenticated peer from the Permissions of the key
+// that completed authentication.
+func peerFromPermissions(p *gossh.Permissions, remote net.Addr) (core.Peer, error) {
+	if p == nil || p.Extensions == nil {
+		return core.Peer{}, errors.New("ssh: connection without permissions")
+	}
+	name, ok := p.Extensions[extPeer]
+	if !ok {
+		return core.Peer{}, errors.New("ssh: connection without identity")
+	}
+	key, err := gossh.ParsePublicKey([]byte(p.Extensions[extKey]))
+	if err != nil {
+		return core.Peer{}, fmt.Errorf("ssh: identity key: %w", err)
+	}
+	var scopes []string
+	if v := p.Extensions[extScopes]; v != "" {
+		scopes = strings.Split(v, "\n")
+	}
+	var pub crypto.PublicKey = key
+	if ck, ok := key.(gossh.CryptoPublicKey); ok {
+		pub = ck.CryptoPublicKey()
+	}
+	return core.Peer{RemoteAddr: remote, PublicKey: pub, Identity: &core.Identity{Name: name, Scopes: scopes}}, nil
+}

@@ -1,0 +1,533 @@
+package ssh
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/alkdev/alknet/core"
+	"github.com/creack/pty"
+	gossh "golang.org/x/crypto/ssh"
+	"golang.org/x/sys/unix"
+)
+
+// session is one "session" channel: at most one program (exec, shell or subsystem).
+type session struct {
+	srv *Server
+	cfg Config
+	cc  *ConnContext
+	ch  gossh.Channel
+	env []string
+
+	mu       sync.Mutex
+	pty      *PtyRequest // requested terminal, nil if none
+	ptyFile  *os.File    // the PTY master while a program runs on it
+	proc     *os.Process
+	started  bool
+	finished chan struct{} // closed when the program's result was sent
+	ending   bool          // the server is shutting down
+}
+
+// serveSession is the ChannelHandler of "session" channels.
+func (s *Server) serveSession(ctx context.Context, cc *ConnContext, nch gossh.NewChannel) {
+	ch, reqs, err := nch.Accept()
+	if err != nil {
+		return
+	}
+	se := &session{srv: s, cfg: s.Config(), cc: cc, ch: ch, finished: make(chan struct{})}
+	sc := cc.server
+	if sc != nil {
+		if !sc.addSession(se) {
+			ch.Close()
+			go gossh.DiscardRequests(reqs)
+			return
+		}
+		defer sc.removeSession(se)
+	}
+	defer ch.Close()
+	for req := range reqs {
+		ok := se.handle(ctx, req)
+		if req.WantReply {
+			req.Reply(ok, nil)
+		}
+	}
+	// The client closed the channel or vanished: end whatever still runs.
+	se.hangup()
+	se.mu.Lock()
+	started := se.started
+	se.mu.Unlock()
+	if started {
+		<-se.finished
+	}
+}
+
+// shellAllowed reports whether terminal requests are allowed for this peer.
+func (se *session) shellAllowed() bool {
+	return se.cfg.Shell && se.cc.Peer.Allows(core.ScopeSSHShell)
+}
+
+func (se *session) deny(what string) bool {
+	se.srv.log.Warn("ssh request refused", "request", what, "peer", se.cc.Peer.Name(), "transport", se.cc.Transport)
+	return false
+}
+
+// handle answers one channel request.
+func (se *session) handle(ctx context.Context, req *gossh.Request) bool {
+	switch req.Type {
+	case "env":
+		name, value, err := ParseEnv(req.Payload)
+		if err != nil || !envAllowed(se.cfg.Env, name) || len(se.env) >= 64 {
+			return false
+		}
+		se.mu.Lock()
+		defer se.mu.Unlock()
+		if se.started {
+			return false
+		}
+		se.env = append(se.env, name+"="+value)
+		return true
+	case "pty-req":
+		if !se.shellAllowed() {
+			return se.deny(req.Type)
+		}
+		p, err := ParsePtyRequest(req.Payload)
+		if err != nil {
+			return false
+		}
+		se.mu.Lock()
+		defer se.mu.Unlock()
+		if se.started || se.pty != nil {
+			return false
+		}
+		se.pty = &p
+		return true
+	case "window-change":
+		if !se.shellAllowed() {
+			return false
+		}
+		w, err := ParseWindowChange(req.Payload)
+		if err != nil {
+			return false
+		}
+		return se.resize(w.Cols, w.Rows, w.WidthPixels, w.HeightPixels)
+	case "signal":
+		if !se.shellAllowed() {
+			return se.deny(req.Type)
+		}
+		name, err := ParseString(req.Payload)
+		if err != nil {
+			return false
+		}
+		sig, ok := signalByName[name]
+		if !ok {
+			return false
+		}
+		return se.signal(sig)
+	case "exec":
+		if !se.cc.Peer.Allows(core.ScopeSSHExec) {
+			return se.deny(req.Type)
+		}
+		command, err := ParseString(req.Payload)
+		if err != nil {
+			return false
+		}
+		return se.start(exec.Command(se.cfg.Command, "-c", command))
+	case "shell":
+		if !se.shellAllowed() {
+			return se.deny(req.Type)
+		}
+		cmd := exec.Command(se.cfg.LoginShell)
+		cmd.Args[0] = "-" + filepath.Base(se.cfg.LoginShell) // a login shell, as sshd starts it
+		return se.start(cmd)
+	case "subsystem":
+		name, err := ParseString(req.Payload)
+		if err != nil {
+			return false
+		}
+		h := se.srv.Subsystems[name]
+		if h == nil || !se.cc.Peer.Allows("ssh:"+name) {
+			return se.deny(req.Type + " " + truncate(name, 32))
+		}
+		return se.subsystem(ctx, h)
+	case "x11-req", "auth-agent-req@openssh.com":
+		return se.deny(req.Type)
+	default:
+		return false
+	}
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+// claim marks the session as running a program; only the first one may run.
+func (se *session) claim() bool {
+	se.mu.Lock()
+	defer se.mu.Unlock()
+	if se.started || se.ending {
+		return false
+	}
+	se.started = true
+	return true
+}
+
+func (se *session) subsystem(ctx context.Context, h SubsystemHandler) bool {
+	if !se.claim() {
+		return false
+	}
+	go func() {
+		defer close(se.finished)
+		code := uint32(0)
+		func() {
+			defer func() {
+				if r := recover(); r != nil {
+					se.srv.log.Error("ssh subsystem panicked", "panic", r)
+					code = 1
+				}
+			}()
+			if err := h(ctx, se.ch, se.cc.Peer); err != nil {
+				code = 1
+			}
+		}()
+		se.ch.SendRequest("exit-status", false, exitStatusPayload(code))
+		se.ch.Close()
+	}()
+	return true
+}
+
+// environ is the program's environment: a minimal login environment plus what the
+// client set through the allow-list.
+func (se *session) environ() []string {
+	env := []string{"PATH=" + defaultPath()}
+	if u, err := user.Current(); err == nil {
+		env = append(env, "USER="+u.Username, "LOGNAME="+u.Username, "HOME="+u.HomeDir)
+	}
+	env = append(env, "SHELL="+se.cfg.LoginShell, "ALKNET_PEER="+se.cc.Peer.Name())
+	if se.pty != nil && se.pty.Term != "" {
+		env = append(env, "TERM="+se.pty.Term)
+	}
+	return append(env, se.env...)
+}
+
+func defaultPath() string {
+	if p := os.Getenv("PATH"); p != "" {
+		return p
+	}
+	return "/usr/local/bin:/usr/bin:/bin"
+}
+
+// start runs cmd for this session, on a PTY if one was requested.
+func (se *session) start(cmd *exec.Cmd) bool {
+	if !se.claim() {
+		return false
+	}
+	se.mu.Lock()
+	cmd.Env = se.environ()
+	withPty := se.pty != nil
+	se.mu.Unlock()
+	cmd.Dir = se.cfg.Dir
+	var err error
+	if withPty {
+		err = se.startPty(cmd)
+	} else {
+		err = se.startPipes(cmd)
+	}
+	if err != nil {
+		se.srv.log.Warn("ssh: cannot start program", "err", err)
+		fmt.Fprintf(se.ch.Stderr(), "alknet: cannot start %s: %v\r\n", cmd.Path, err)
+		close(se.finished)
+		return false
+	}
+	return true
+}
+
+func (se *session) startPipes(cmd *exec.Cmd) error {
+	var files []*os.File
+	closeAll := func() {
+		for _, f := range files {
+			f.Close()
+		}
+	}
+	inR, inW, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	files = append(files, inR, inW)
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		closeAll()
+		return err
+	}
+	files = append(files, outR, outW)
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		closeAll()
+		return err
+	}
+	files = append(files, errR, errW)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = inR, outW, errW
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		closeAll()
+		return err
+	}
+	inR.Close()
+	outW.Close()
+	errW.Close()
+	se.mu.Lock()
+	se.proc = cmd.Process
+	se.mu.Unlock()
+
+	go func() {
+		io.Copy(inW, se.ch)
+		inW.Close()
+	}()
+	var out sync.WaitGroup
+	out.Add(2)
+	go func() {
+		defer out.Done()
+		io.Copy(se.ch, outR)
+		outR.Close()
+	}()
+	go func() {
+		defer out.Done()
+		io.Copy(se.ch.Stderr(), errR)
+		errR.Close()
+	}()
+	go func() {
+		err := cmd.Wait()
+		out.Wait() // every byte of output is on the channel before the status
+		se.finish(cmd, err)
+	}()
+	return nil
+}
+
+func (se *session) startPty(cmd *exec.Cmd) error {
+	master, tty, err := openPty()
+	if err != nil {
+		return err
+	}
+	se.mu.Lock()
+	p := *se.pty
+	se.mu.Unlock()
+	setWinsize(master, p.Cols, p.Rows, p.WidthPixels, p.HeightPixels)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = tty, tty, tty
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
+	err = cmd.Start()
+	tty.Close()
+	if err != nil {
+		master.Close()
+		return err
+	}
+	se.mu.Lock()
+	se.proc = cmd.Process
+	se.ptyFile = master
+	se.mu.Unlock()
+
+	go func() {
+		io.Copy(master, se.ch)
+	}()
+	copied := make(chan struct{})
+	go func() {
+		defer close(copied)
+		io.Copy(se.ch, master) // ends with EIO once no process holds the terminal
+	}()
+	go func() {
+		err := cmd.Wait()
+		// What the program wrote is still in the terminal's buffer: drain it, but do
+		// not wait forever for a background process that keeps the terminal open.
+		select {
+		case <-copied:
+		case <-time.After(se.cfg.HangupGrace.Std()):
+		}
+		se.mu.Lock()
+		se.ptyFile = nil
+		se.mu.Unlock()
+		master.Close()
+		<-copied
+		se.finish(cmd, err)
+	}()
+	return nil
+}
+
+// finish sends the program's exit status (or signal), ends the channel and makes sure
+// nothing of the process group stays behind.
+func (se *session) finish(cmd *exec.Cmd, waitErr error) {
+	defer close(se.finished)
+	se.ch.CloseWrite()
+	if ps := cmd.ProcessState; ps != nil {
+		ws, _ := ps.Sys().(syscall.WaitStatus)
+		if ws.Signaled() {
+			name, known := signalName[ws.Signal()]
+			if known {
+				se.ch.SendRequest("exit-signal", false, exitSignalPayload(name, ws.CoreDump(), ""))
+			} else {
+				se.ch.SendRequest("exit-status", false, exitStatusPayload(128+uint32(ws.Signal())))
+			}
+		} else {
+			se.ch.SendRequest("exit-status", false, exitStatusPayload(uint32(ws.ExitStatus())))
+		}
+	} else {
+		se.ch.SendRequest("exit-status", false, exitStatusPayload(255))
+	}
+	se.ch.Close()
+	// Leftover members of the group (background jobs) go with the session.
+	reap(cmd.Process.Pid, se.cfg.HangupGrace.Std())
+}
+
+// reap sends SIGHUP to process group pgid if it still has members, and SIGKILL after
+// grace if any are left.
+func reap(pgid int, grace time.Duration) {
+	if unix.Kill(-pgid, 0) != nil {
+		return
+	}
+	unix.Kill(-pgid, unix.SIGHUP)
+	unix.Kill(-pgid, unix.SIGCONT) // a stopped process must wake up to die of SIGHUP
+	time.AfterFunc(grace, func() {
+		if unix.Kill(-pgid, 0) == nil {
+			unix.Kill(-pgid, unix.SIGKILL)
+		}
+	})
+}
+
+// hangup ends a running program because the client went away: SIGHUP to its process
+// group, then SIGKILL after the grace period.
+func (se *session) hangup() {
+	se.mu.Lock()
+	p := se.proc
+	se.mu.Unlock()
+	if p != nil {
+		reap(p.Pid, se.cfg.HangupGrace.Std())
+	}
+}
+
+// shutdown ends the session because the server is stopping.
+func (se *session) shutdown() {
+	se.mu.Lock()
+	se.ending = true
+	p := se.proc
+	started := se.started
+	se.mu.Unlock()
+	fmt.Fprintf(se.ch.Stderr(), "\r\nalknet: the server is shutting down\r\n")
+	switch {
+	case p != nil:
+		reap(p.Pid, se.cfg.HangupGrace.Std())
+	case started: // a subsystem: closing the channel ends it
+		se.ch.Close()
+	default:
+		se.ch.Close()
+	}
+}
+
+// signal delivers sig to the program: to the terminal's foreground process group when
+// it runs on a PTY, else to its process group.
+func (se *session) signal(sig syscall.Signal) bool {
+	se.mu.Lock()
+	p, f := se.proc, se.ptyFile
+	se.mu.Unlock()
+	if p == nil {
+		return false
+	}
+	pgid := p.Pid
+	if f != nil {
+		if fg, err := foregroundGroup(f); err == nil && fg > 0 {
+			pgid = fg
+		}
+	}
+	return unix.Kill(-pgid, sig) == nil
+}
+
+// resize applies a window change to the PTY, or records it for a PTY yet to start.
+func (se *session) resize(cols, rows, wpx, hpx uint32) bool {
+	se.mu.Lock()
+	defer se.mu.Unlock()
+	if se.pty == nil {
+		return false
+	}
+	se.pty.Cols, se.pty.Rows, se.pty.WidthPixels, se.pty.HeightPixels = cols, rows, wpx, hpx
+	if se.ptyFile != nil {
+		return setWinsize(se.ptyFile, cols, rows, wpx, hpx) == nil
+	}
+	return true
+}
+
+// openPty opens a PTY pair. The master is switched to non-blocking mode so that
+// closing it interrupts a pending read.
+func openPty() (master, tty *os.File, err error) {
+	m, t, err := pty.Open()
+	if err != nil {
+		return nil, nil, err
+	}
+	fd, err := unix.Dup(int(m.Fd()))
+	m.Close()
+	if err != nil {
+		t.Close()
+		return nil, nil, err
+	}
+	unix.CloseOnExec(fd)
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		t.Close()
+		return nil, nil, err
+	}
+	return os.NewFile(uintptr(fd), "/dev/ptmx"), t, nil
+}
+
+func clamp16(v uint32) uint16 {
+	if v > 0xffff {
+		return 0xffff
+	}
+	return uint16(v)
+}
+
+func setWinsize(f *os.File, cols, rows, wpx, hpx uint32) error {
+	ws := &unix.Winsize{Row: clamp16(rows), Col: clamp16(cols), Xpixel: clamp16(wpx), Ypixel: clamp16(hpx)}
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var ioErr error
+	if err := rc.Control(func(fd uintptr) { ioErr = unix.IoctlSetWinsize(int(fd), unix.TIOCSWINSZ, ws) }); err != nil {
+		return err
+	}
+	return ioErr
+}
+
+func foregroundGroup(f *os.File) (int, error) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	var pg int
+	var ioErr error
+	if err := rc.Control(func(fd uintptr) { pg, ioErr = unix.IoctlGetInt(int(fd), unix.TIOCGPGRP) }); err != nil {
+		return 0, err
+	}
+	return pg, ioErr
+}
+
+// Signal names of RFC 4254 section 6.10, plus job control.
+var signalByName = map[string]syscall.Signal{
+	"ABRT": unix.SIGABRT, "ALRM": unix.SIGALRM, "FPE": unix.SIGFPE, "HUP": unix.SIGHUP,
+	"ILL": unix.SIGILL, "INT": unix.SIGINT, "KILL": unix.SIGKILL, "PIPE": unix.SIGPIPE,
+	"QUIT": unix.SIGQUIT, "SEGV": unix.SIGSEGV, "TERM": unix.SIGTERM, "USR1": unix.SIGUSR1,
+	"USR2": unix.SIGUSR2, "TSTP": unix.SIGTSTP, "CONT": unix.SIGCONT,
+}
+
+var signalName = func() map[syscall.Signal]string {
+	m := make(map[syscall.Signal]string, len(signalByName))
+	for k, v := range signalByName {
+		m[v] = k
+	}
+	return m
+}()
