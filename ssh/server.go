@@ -426,6 +426,11 @@ const (
 	extKey    = "alknet-key"
 )
 
+// authService is the service field of the auth lines of SSH user authentication, so a
+// filter tells them from the endpoint's TLS line (service=alknet/ssh) of the same
+// connection.
+const authService = "ssh"
+
 var errUnknownKey = errors.New("ssh: key not in the peer list")
 
 func (s *Server) serverConfig(cfg *Config, remote, transport string) *gossh.ServerConfig {
@@ -441,7 +446,7 @@ func (s *Server) serverConfig(cfg *Config, remote, transport string) *gossh.Serv
 		PublicKeyCallback: func(meta gossh.ConnMetadata, key gossh.PublicKey) (*gossh.Permissions, error) {
 			id := s.peers.Resolve(key)
 			if id == nil {
-				core.LogAuth(s.log, core.AuthRejected, remote, gossh.FingerprintSHA256(key), "", ALPN, transport)
+				core.LogAuth(s.log, core.AuthRejected, remote, gossh.FingerprintSHA256(key), "", authService, transport)
 				return nil, errUnknownKey
 			}
 			return &gossh.Permissions{Extensions: map[string]string{
@@ -451,7 +456,7 @@ func (s *Server) serverConfig(cfg *Config, remote, transport string) *gossh.Serv
 			}}, nil
 		},
 		VerifiedPublicKeyCallback: func(meta gossh.ConnMetadata, key gossh.PublicKey, perms *gossh.Permissions, _ string) (*gossh.Permissions, error) {
-			core.LogAuth(s.log, core.AuthAccepted, remote, gossh.FingerprintSHA256(key), perms.Extensions[extPeer], ALPN, transport)
+			core.LogAuth(s.log, core.AuthAccepted, remote, gossh.FingerprintSHA256(key), perms.Extensions[extPeer], authService, transport)
 			return perms, nil
 		},
 		AuthLogCallback: func(meta gossh.ConnMetadata, method string, err error) {
@@ -459,7 +464,7 @@ func (s *Server) serverConfig(cfg *Config, remote, transport string) *gossh.Serv
 			// above with their key; anything else (password, keyboard-interactive) is
 			// a method this server never accepts.
 			if method != "none" && method != "publickey" {
-				core.LogAuth(s.log, core.AuthRejected, remote, "none", "", ALPN, transport)
+				core.LogAuth(s.log, core.AuthRejected, remote, "none", "", authService, transport)
 			}
 		},
 	}

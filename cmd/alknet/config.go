@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/alkdev/alknet/core"
+	"github.com/alkdev/alknet/ssh"
 	"github.com/pelletier/go-toml/v2"
 )
 
@@ -23,6 +24,7 @@ type Config struct {
 	Node   NodeConfig        `toml:"node"`
 	Limits core.Limits       `toml:"limits"`
 	Peers  []core.PeerConfig `toml:"peers"`
+	SSH    ssh.Config        `toml:"ssh"`
 
 	// path is the file this was read from; "" for the embedded default.
 	path string

@@ -4,4 +4,5 @@ package main
 // line here and keeps its wiring in its own serve_<name>.go file.
 var modules = []module{
 	{"ping", registerPing},
+	{"ssh", registerSSH},
 }

@@ -29,6 +29,7 @@ Or just run "alknet serve" to start on an embedded default.`,
 		newPingCmd(),
 		newPeersCmd(),
 		newConnectCmd(),
+		newSSHConfigCmd(),
 	)
 	return root
 }
