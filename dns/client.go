@@ -1,0 +1,245 @@
+package dns
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/alkdev/alknet/core"
+	"github.com/miekg/dns"
+)
+
+// Forwarder sends a query upstream and returns the answer.
+type Forwarder interface {
+	Exchange(ctx context.Context, m *dns.Msg) (*dns.Msg, error)
+}
+
+// NewForwarder parses a forwarder spec:
+//
+//	udp://host:port                 plain DNS (TCP when the answer is truncated)
+//	tls://host:port                 DoT, verified against the system's CAs
+//	doq://<node-id>@host:port       DoQ to an alknet node, pinned by its key
+//	dot://<node-id>@host:port       DoT to an alknet node, pinned by its key
+//
+// d supplies the client key for doq:// and dot://; nil dials anonymously.
+func NewForwarder(spec string, d *core.Dialer) (Forwarder, error) {
+	u, err := url.Parse(spec)
+	if err != nil || u.Host == "" {
+		return nil, fmt.Errorf("dns: forwarder %q: write it as udp://host:port, tls://host:port, doq://<node-id>@host:port or dot://<node-id>@host:port", spec)
+	}
+	hostport := u.Host
+	if _, _, err := net.SplitHostPort(hostport); err != nil {
+		return nil, fmt.Errorf("dns: forwarder %q: %w", spec, err)
+	}
+	switch u.Scheme {
+	case "udp":
+		return &plainForwarder{addr: hostport}, nil
+	case "tls":
+		host, _, _ := net.SplitHostPort(hostport)
+		return &plainForwarder{addr: hostport, tls: &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}}, nil
+	case "doq", "dot":
+		if u.User == nil {
+			return nil, fmt.Errorf("dns: forwarder %q: an alknet upstream needs its node ID: %s://<node-id>@host:port", spec, u.Scheme)
+		}
+		addr := u.User.Username() + "@" + hostport
+		if _, _, err := core.ParseAddr(addr); err != nil {
+			return nil, fmt.Errorf("dns: forwarder %q: %w", spec, err)
+		}
+		return &Client{Addr: addr, Dialer: d, DoT: u.Scheme == "dot"}, nil
+	}
+	return nil, fmt.Errorf("dns: forwarder %q: scheme must be udp, tls, doq or dot", spec)
+}
+
+type plainForwarder struct {
+	addr string
+	tls  *tls.Config
+}
+
+func (f *plainForwarder) Exchange(ctx context.Context, m *dns.Msg) (*dns.Msg, error) {
+	c := &dns.Client{Net: "udp"}
+	if f.tls != nil {
+		c = &dns.Client{Net: "tcp-tls", TLSConfig: f.tls}
+	}
+	r, _, err := c.ExchangeContext(ctx, m, f.addr)
+	if err == nil && r.Truncated && f.tls == nil {
+		c.Net = "tcp"
+		r, _, err = c.ExchangeContext(ctx, m, f.addr)
+	}
+	return r, err
+}
+
+// Client queries an alknet node over DoQ (the default) or DoT. It holds one
+// connection, dialled on first use and again after a failure, and pins the node's key
+// from Addr. A Client is safe for concurrent use: over DoQ each query takes its own
+// stream; over DoT queries take turns on the one stream.
+type Client struct {
+	// Addr is "<node-id>@host:port".
+	Addr string
+	// Dialer supplies the client key; nil dials anonymously. Its Transport is ignored.
+	Dialer *core.Dialer
+	// DoT selects DNS over TLS on the TCP listener instead of DoQ.
+	DoT bool
+
+	mu     sync.Mutex
+	conn   core.Conn
+	stream core.Stream // DoT's one stream
+	dotMu  sync.Mutex  // one DoT exchange at a time
+}
+
+func (c *Client) connect(ctx context.Context) (core.Conn, core.Stream, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.conn != nil {
+		return c.conn, c.stream, nil
+	}
+	d := core.Dialer{}
+	if c.Dialer != nil {
+		d = *c.Dialer
+	}
+	alpn := ALPNDoQ
+	d.Transport = core.TransportQUIC
+	if c.DoT {
+		alpn, d.Transport = ALPNDoT, core.TransportTCP
+	}
+	conn, err := d.Dial(ctx, c.Addr, alpn)
+	if err != nil {
+		return nil, nil, err
+	}
+	if c.DoT {
+		st, err := conn.OpenStream(ctx)
+		if err != nil {
+			conn.Close(0, "")
+			return nil, nil, err
+		}
+		c.stream = st
+	}
+	c.conn = conn
+	return conn, c.stream, nil
+}
+
+func (c *Client) drop(conn core.Conn) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.conn == conn {
+		c.conn.Close(0, "")
+		c.conn, c.stream = nil, nil
+	}
+}
+
+// Exchange sends m and returns the answer, with m's ID. It redials once if the held
+// connection has failed.
+func (c *Client) Exchange(ctx context.Context, m *dns.Msg) (*dns.Msg, error) {
+	var err error
+	for attempt := 0; attempt < 2; attempt++ {
+		conn, st, cerr := c.connect(ctx)
+		if cerr != nil {
+			return nil, cerr
+		}
+		var r *dns.Msg
+		if c.DoT {
+			r, err = c.exchangeDoT(ctx, st, m)
+		} else {
+			r, err = ExchangeDoQ(ctx, conn, m)
+		}
+		if err == nil {
+			return r, nil
+		}
+		c.drop(conn)
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, err
+}
+
+// Close closes the held connection.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.conn != nil {
+		c.conn.Close(0, "")
+		c.conn, c.stream = nil, nil
+	}
+	return nil
+}
+
+func (c *Client) exchangeDoT(ctx context.Context, st core.Stream, m *dns.Msg) (*dns.Msg, error) {
+	c.dotMu.Lock()
+	defer c.dotMu.Unlock()
+	b, err := m.Pack()
+	if err != nil {
+		return nil, err
+	}
+	dl, ok := ctx.Deadline()
+	if !ok {
+		dl = time.Now().Add(10 * time.Second)
+	}
+	st.SetDeadline(dl)
+	if _, err := st.Write(frame(b)); err != nil {
+		return nil, err
+	}
+	for {
+		raw, err := readFrame(st, nil)
+		if err != nil {
+			return nil, err
+		}
+		r := new(dns.Msg)
+		if err := r.Unpack(raw); err != nil {
+			return nil, fmt.Errorf("dns: malformed answer: %w", err)
+		}
+		if r.Id == m.Id {
+			return r, nil
+		}
+		// An answer to an earlier query that timed out: skip it.
+	}
+}
+
+// ErrDoQClosed is returned by [ExchangeDoQ] when the server closed the connection with
+// a DoQ error code; it wraps the QUIC error.
+var ErrDoQClosed = errors.New("dns: DoQ connection closed by the server")
+
+// ExchangeDoQ sends m on a new stream of c (RFC 9250: message ID 0 on the wire) and
+// returns the answer with m's ID restored.
+func ExchangeDoQ(ctx context.Context, c core.Conn, m *dns.Msg) (*dns.Msg, error) {
+	q := m.Copy()
+	q.Id = 0
+	b, err := q.Pack()
+	if err != nil {
+		return nil, err
+	}
+	st, err := c.OpenStream(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	dl, ok := ctx.Deadline()
+	if !ok {
+		dl = time.Now().Add(10 * time.Second)
+	}
+	st.SetDeadline(dl)
+	if _, err := st.Write(frame(b)); err != nil {
+		return nil, err
+	}
+	if err := st.CloseWrite(); err != nil {
+		return nil, err
+	}
+	raw, err := readFrame(st, nil)
+	if err != nil {
+		if strings.Contains(err.Error(), "Application error") {
+			return nil, fmt.Errorf("%w: %v", ErrDoQClosed, err)
+		}
+		return nil, err
+	}
+	r := new(dns.Msg)
+	if err := r.Unpack(raw); err != nil {
+		return nil, fmt.Errorf("dns: malformed answer: %w", err)
+	}
+	r.Id = m.Id
+	return r, nil
+}

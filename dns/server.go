@@ -1,0 +1,466 @@
+package dns
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/alkdev/alknet/core"
+	"github.com/miekg/dns"
+)
+
+// ALPNs served by [Server.ServeConn].
+const (
+	ALPNDoQ = "doq" // DNS over QUIC, RFC 9250
+	ALPNDoT = "dot" // DNS over TLS, RFC 7858
+)
+
+// Config is the [dns] section. Zero values mean the documented defaults.
+type Config struct {
+	// Zones are zone files in RFC 1035 format, each naming its origin with $ORIGIN or
+	// by the owner of its SOA record. Reloaded by [Server.Reload].
+	Zones []string `toml:"zones"`
+	// ClassicListen is a host:port for plain DNS over UDP and TCP. Empty (the default)
+	// means no classic listener.
+	ClassicListen string `toml:"classic_listen"`
+	// RateLimit is how many responses per second one source IP gets over classic UDP.
+	// Default 100; negative means no limit.
+	RateLimit int `toml:"rate_limit"`
+	// Forwarder answers names outside every served zone: "udp://host:port",
+	// "tls://host:port" (DoT with the system's CAs), or an alknet node pinned by key,
+	// "doq://<node-id>@host:port" or "dot://<node-id>@host:port". Empty (the default)
+	// means such names are REFUSED.
+	Forwarder string `toml:"forwarder"`
+	// PkarrZone is a domain under which "<z-base-32 key>.<zone>" answers from verified
+	// pkarr packets. Empty (the default) disables it.
+	PkarrZone string `toml:"pkarr_zone"`
+	// PkarrRelay is the URL of a pkarr relay that "alknet dns publish" publishes to and
+	// that the pkarr zone resolves from when it holds no packet itself. Empty means none.
+	PkarrRelay string `toml:"pkarr_relay"`
+	// NodeZone, if set, makes the server answer "_alknet.<node-id>.<node_zone>" TXT
+	// with the node's addresses and ALPNs. It must be one of the served zones.
+	NodeZone string `toml:"node_zone"`
+	// Addresses are the node's public host:port addresses advertised in its own records.
+	Addresses []string `toml:"addresses"`
+	// QueryTimeout bounds one forwarded query. Default 5s.
+	QueryTimeout core.Duration `toml:"query_timeout"`
+}
+
+// Info describes where a query came from.
+type Info struct {
+	// Transport is "doq", "dot", "https", "udp" or "tcp".
+	Transport string
+	// Peer is the client as proven in the TLS handshake (DoQ and DoT); for other
+	// transports only RemoteAddr is set and the client is anonymous.
+	Peer core.Peer
+}
+
+// Options are what a [Server] needs beyond its Config.
+type Options struct {
+	// Key is the node key: it names the node's own records and signs its pkarr packet.
+	// Nil disables the node records.
+	Key ed25519.PrivateKey
+	// ALPNs lists the services the node advertises in its own records.
+	ALPNs []string
+	// Logger receives errors and update events; it never receives names looked up.
+	// Nil means slog.Default().
+	Logger *slog.Logger
+	// Store holds pkarr packets; nil means a new one. Share it with a [Relay] to
+	// answer for packets published to that relay.
+	Store *PacketStore
+	// Dialer is used for a doq:// or dot:// forwarder; nil dials anonymously.
+	Dialer *core.Dialer
+}
+
+// Server answers DNS queries from authoritative zones, the node's own records, pkarr
+// packets and, for other names, an optional forwarder. It serves DoQ and DoT as a
+// [core.Handler], DoH through [Server.DoH], and classic UDP/TCP DNS through
+// [Server.ServeClassic].
+//
+// Zone data is swapped atomically: [Server.Reload] and dynamic updates never block
+// queries, and a query sees either the old or the new zone, never a mix.
+type Server struct {
+	cfg   Config
+	opts  Options
+	log   *slog.Logger
+	store *PacketStore
+	relay *RelayClient
+
+	zones atomic.Pointer[zoneSet]
+	upd   sync.Mutex // serialises dynamic updates and reloads
+
+	fwd      Forwarder
+	limiter  *rateLimiter
+	timeout  time.Duration
+	pkarrApx string // lower-case fqdn, or ""
+
+	mu      sync.Mutex
+	classic []*dns.Server
+	closed  bool
+}
+
+// NewServer loads cfg's zones and returns a server.
+func NewServer(cfg Config, opts Options) (*Server, error) {
+	s := &Server{cfg: cfg, opts: opts, log: opts.Logger, store: opts.Store}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if s.store == nil {
+		s.store = new(PacketStore)
+	}
+	if cfg.PkarrRelay != "" {
+		s.relay = &RelayClient{URL: cfg.PkarrRelay}
+	}
+	if cfg.PkarrZone != "" {
+		s.pkarrApx = strings.ToLower(dns.Fqdn(cfg.PkarrZone))
+		if _, ok := dns.IsDomainName(s.pkarrApx); !ok {
+			return nil, fmt.Errorf("dns: pkarr_zone %q is not a domain name", cfg.PkarrZone)
+		}
+	}
+	s.timeout = cfg.QueryTimeout.Std()
+	if s.timeout <= 0 {
+		s.timeout = 5 * time.Second
+	}
+	if cfg.RateLimit >= 0 {
+		s.limiter = newRateLimiter(cmp0(cfg.RateLimit, 100))
+	}
+	if cfg.Forwarder != "" {
+		fwd, err := NewForwarder(cfg.Forwarder, opts.Dialer)
+		if err != nil {
+			return nil, err
+		}
+		s.fwd = fwd
+	}
+	zs, err := s.loadZones(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s.zones.Store(zs)
+	return s, nil
+}
+
+// Store returns the server's pkarr packet store.
+func (s *Server) Store() *PacketStore { return s.store }
+
+// Reload re-reads the zone files named in cfg. On error the running zones stay in
+// force. Dynamic updates made since the last load are discarded.
+func (s *Server) Reload(cfg Config) error {
+	s.upd.Lock()
+	defer s.upd.Unlock()
+	zs, err := s.loadZones(cfg)
+	if err != nil {
+		return err
+	}
+	s.cfg.Zones, s.cfg.NodeZone, s.cfg.Addresses = cfg.Zones, cfg.NodeZone, cfg.Addresses
+	s.zones.Store(zs)
+	return nil
+}
+
+func (s *Server) loadZones(cfg Config) (*zoneSet, error) {
+	var zones []*Zone
+	for _, path := range cfg.Zones {
+		z, err := LoadZone(path, "")
+		if err != nil {
+			return nil, err
+		}
+		zones = append(zones, z)
+	}
+	if cfg.NodeZone != "" && s.opts.Key != nil {
+		origin := strings.ToLower(dns.Fqdn(cfg.NodeZone))
+		var target *Zone
+		for i, z := range zones {
+			if z.Origin == origin {
+				target = z
+				// Add the node's records to a copy of the zone.
+				rrs := append(z.Records(), NodeRecords(s.opts.Key.Public().(ed25519.PublicKey), origin, cfg.Addresses, s.opts.ALPNs, 300)...)
+				nz, err := NewZone(origin, rrs)
+				if err != nil {
+					return nil, err
+				}
+				nz.File = z.File
+				zones[i] = nz
+			}
+		}
+		if target == nil {
+			return nil, fmt.Errorf("dns: node_zone %s is not one of the served zones", cfg.NodeZone)
+		}
+	}
+	return newZoneSet(zones)
+}
+
+// Zone returns the served zone with origin, or nil.
+func (s *Server) Zone(origin string) *Zone {
+	return s.zones.Load().zones[strings.ToLower(dns.Fqdn(origin))]
+}
+
+// NodeRecords returns the TXT records "_alknet.<node-id>.<zone>" that advertise a
+// node: one "addr=<host:port>" string per address and one "alpn=<alpn>" string per
+// service, each in its own record. With zone "" the names are relative to the key, the
+// form a pkarr packet wants.
+func NodeRecords(key ed25519.PublicKey, zone string, addrs, alpns []string, ttl uint32) []dns.RR {
+	name := "_alknet." + string(core.NodeIDOf(key)) + "." + strings.TrimPrefix(dns.Fqdn(zone), ".")
+	if zone == "" {
+		name = RelativeName(key, "_alknet")
+	}
+	var rrs []dns.RR
+	add := func(s string) {
+		rrs = append(rrs, &dns.TXT{Hdr: dns.RR_Header{Name: name, Rrtype: dns.TypeTXT, Class: dns.ClassINET, Ttl: ttl}, Txt: []string{s}})
+	}
+	for _, a := range addrs {
+		add("addr=" + a)
+	}
+	for _, a := range alpns {
+		add("alpn=" + a)
+	}
+	return rrs
+}
+
+// NodePacket signs the node's records ([NodeRecords]) as a pkarr packet.
+func NodePacket(key ed25519.PrivateKey, addrs, alpns []string, ttl uint32) (*SignedPacket, error) {
+	return SignRecords(key, NodeRecords(key.Public().(ed25519.PublicKey), "", addrs, alpns, ttl), 0)
+}
+
+// Handle answers one query. It never returns nil: a query it cannot answer gets an
+// error rcode. The caller sets transport-specific details (message ID, padding,
+// truncation).
+func (s *Server) Handle(ctx context.Context, req *dns.Msg, info Info) *dns.Msg {
+	resp := new(dns.Msg)
+	resp.SetReply(req)
+	resp.RecursionAvailable = s.fwd != nil
+	reqOpt := req.IsEdns0()
+	if reqOpt != nil {
+		defer func() {
+			if resp.IsEdns0() == nil {
+				resp.SetEdns0(1232, false)
+			}
+		}()
+		if reqOpt.Version() != 0 {
+			resp.Rcode = dns.RcodeBadVers
+			return resp
+		}
+	}
+	switch {
+	case req.Response:
+		resp.Rcode = dns.RcodeFormatError
+		return resp
+	case req.Opcode == dns.OpcodeUpdate:
+		return s.update(req, resp, info)
+	case req.Opcode != dns.OpcodeQuery:
+		resp.Rcode = dns.RcodeNotImplemented
+		return resp
+	case len(req.Question) != 1:
+		resp.Rcode = dns.RcodeFormatError
+		return resp
+	}
+	q := req.Question[0]
+	name := strings.ToLower(q.Name)
+	if q.Qclass != dns.ClassINET && q.Qclass != dns.ClassANY {
+		resp.Rcode = dns.RcodeRefused
+		return resp
+	}
+	switch q.Qtype {
+	case dns.TypeAXFR, dns.TypeIXFR:
+		resp.Rcode = dns.RcodeRefused
+		return resp
+	}
+	if s.pkarrApx != "" && dns.IsSubDomain(s.pkarrApx, name) {
+		s.pkarrAnswer(ctx, resp, q)
+		return resp
+	}
+	if z := s.zones.Load().find(name); z != nil {
+		z.answer(resp, q.Name, q.Qtype)
+		return resp
+	}
+	if s.fwd != nil && req.RecursionDesired {
+		return s.forward(ctx, req, resp)
+	}
+	resp.Rcode = dns.RcodeRefused
+	return resp
+}
+
+func (s *Server) forward(ctx context.Context, req, resp *dns.Msg) *dns.Msg {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	up := req.Copy()
+	up.Id = dns.Id()
+	// Strip hop-by-hop options; keep DO and a sane buffer size.
+	if opt := up.IsEdns0(); opt != nil {
+		opt.Option = nil
+		opt.SetUDPSize(1232)
+	}
+	got, err := s.fwd.Exchange(ctx, up)
+	if err != nil {
+		s.log.Debug("dns forwarder failed", "err", err)
+		resp.Rcode = dns.RcodeServerFailure
+		return resp
+	}
+	got.Id = req.Id
+	got.RecursionAvailable = true
+	got.Authoritative = false
+	if opt := got.IsEdns0(); opt != nil {
+		opt.Option = nil
+	}
+	return got
+}
+
+// pkarrAnswer answers a name under the pkarr zone: "<labels>.<z32>.<zone>" from the
+// records "<labels>.<z32>." of the newest verified packet for that key.
+func (s *Server) pkarrAnswer(ctx context.Context, m *dns.Msg, q dns.Question) {
+	m.Authoritative = true
+	soa := &dns.SOA{
+		Hdr:     dns.RR_Header{Name: s.pkarrApx, Rrtype: dns.TypeSOA, Class: dns.ClassINET, Ttl: 60},
+		Ns:      s.pkarrApx, Mbox: "hostmaster." + s.pkarrApx,
+		Serial:  1, Refresh: 3600, Retry: 600, Expire: 86400, Minttl: 60,
+	}
+	name := strings.ToLower(q.Name)
+	rel := strings.TrimSuffix(name, s.pkarrApx)
+	if rel == "" { // the apex itself
+		if q.Qtype == dns.TypeSOA {
+			m.Answer = append(m.Answer, soa)
+		} else {
+			m.Ns = append(m.Ns, soa)
+		}
+		return
+	}
+	labels := dns.SplitDomainName(rel)
+	key, err := core.ParseNodeID(labels[len(labels)-1])
+	if err != nil {
+		m.Rcode = dns.RcodeNameError
+		m.Ns = append(m.Ns, soa)
+		return
+	}
+	sp := s.store.Get(key)
+	if sp == nil && s.relay != nil {
+		rctx, cancel := context.WithTimeout(ctx, s.timeout)
+		got, err := s.relay.Resolve(rctx, key)
+		cancel()
+		if err == nil && s.store.Put(got) == nil || errors.Is(err, ErrStalePacket) {
+			sp = s.store.Get(key)
+		}
+	}
+	if sp == nil {
+		m.Rcode = dns.RcodeNameError
+		m.Ns = append(m.Ns, soa)
+		return
+	}
+	all := sp.Records(rel)
+	var cname []dns.RR
+	for _, rr := range all {
+		if rr.Header().Rrtype == q.Qtype || q.Qtype == dns.TypeANY {
+			m.Answer = append(m.Answer, copyRRs([]dns.RR{rr}, q.Name)...)
+		} else if rr.Header().Rrtype == dns.TypeCNAME {
+			cname = append(cname, rr)
+		}
+	}
+	switch {
+	case len(m.Answer) > 0:
+	case len(cname) > 0:
+		m.Answer = append(m.Answer, copyRRs(cname[:1], q.Name)...)
+	case len(all) > 0 || rel == string(core.NodeIDOf(key))+".":
+		m.Ns = append(m.Ns, soa) // NODATA
+	default:
+		m.Rcode = dns.RcodeNameError
+		m.Ns = append(m.Ns, soa)
+	}
+}
+
+// ServeConn serves DoQ (ALPN "doq") or DoT (any other ALPN, normally "dot") on c.
+func (s *Server) ServeConn(ctx context.Context, c core.Conn) error {
+	if c.ALPN() == ALPNDoQ {
+		return s.serveDoQ(ctx, c)
+	}
+	return s.serveDoT(ctx, c)
+}
+
+// ServeClassic serves plain DNS on pc (UDP) and ln (TCP); either may be nil. It
+// returns at once; [Server.Close] stops them.
+func (s *Server) ServeClassic(pc net.PacketConn, ln net.Listener) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return core.ErrServerClosed
+	}
+	start := func(srv *dns.Server) error {
+		started := make(chan struct{})
+		failed := make(chan error, 1)
+		srv.NotifyStartedFunc = func() { close(started) }
+		go func() { failed <- srv.ActivateAndServe() }()
+		select {
+		case <-started:
+			s.classic = append(s.classic, srv)
+			return nil
+		case err := <-failed:
+			return fmt.Errorf("dns: classic listener: %w", err)
+		}
+	}
+	if pc != nil {
+		if err := start(&dns.Server{PacketConn: pc, Handler: s.classicHandler("udp"), MsgAcceptFunc: acceptAll, ReadTimeout: 2 * time.Second}); err != nil {
+			return err
+		}
+	}
+	if ln != nil {
+		return start(&dns.Server{Listener: ln, Handler: s.classicHandler("tcp"), MsgAcceptFunc: acceptAll, ReadTimeout: 10 * time.Second, IdleTimeout: func() time.Duration { return 10 * time.Second }})
+	}
+	return nil
+}
+
+// ListenClassic binds UDP and TCP on addr and serves plain DNS there. It returns the
+// bound UDP and TCP addresses.
+func (s *Server) ListenClassic(addr string) (udp, tcp net.Addr, err error) {
+	pc, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("dns: classic listener: %w", err)
+	}
+	host, _, _ := net.SplitHostPort(addr)
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, fmt.Sprint(pc.LocalAddr().(*net.UDPAddr).Port)))
+	if err != nil {
+		pc.Close()
+		return nil, nil, fmt.Errorf("dns: classic listener: %w", err)
+	}
+	if err := s.ServeClassic(pc, ln); err != nil {
+		pc.Close()
+		ln.Close()
+		return nil, nil, err
+	}
+	return pc.LocalAddr(), ln.Addr(), nil
+}
+
+// acceptAll lets updates and odd messages reach Handle, which answers each properly;
+// responses are still dropped.
+func acceptAll(dh dns.Header) dns.MsgAcceptAction {
+	if dh.Bits&(1<<15) != 0 {
+		return dns.MsgIgnore
+	}
+	return dns.MsgAccept
+}
+
+// Close stops the classic listeners. DoQ and DoT connections end with the endpoint.
+// A second call does nothing.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	srvs := s.classic
+	s.classic, s.closed = nil, true
+	s.mu.Unlock()
+	var errs []error
+	for _, srv := range srvs {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		errs = append(errs, srv.ShutdownContext(ctx))
+		cancel()
+	}
+	if s.fwd != nil {
+		if c, ok := s.fwd.(interface{ Close() error }); ok {
+			c.Close()
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Shutdown is Close; it lets the server be a [core.Shutdowner].
+func (s *Server) Shutdown(ctx context.Context) error { return s.Close() }
