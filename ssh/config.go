@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/alkdev/alknet/core"
+	"github.com/alkdev/alknet/ssh/forward"
 )
 
 // Config is the [ssh] section of the node's configuration. The zero value is the
@@ -45,6 +46,9 @@ type Config struct {
 	// HangupGrace is how long processes of a session whose client vanished get after
 	// SIGHUP before the whole process group is killed. Default 2s.
 	HangupGrace core.Duration `toml:"hangup_grace"`
+	// Forward is the [ssh.forward] section: port-forwarding rules and limits (layer 5,
+	// package ssh/forward). The zero value denies every forward.
+	Forward forward.Config `toml:"forward"`
 }
 
 // DefaultEnv is the environment allow-list used when [Config.Env] is nil.
