@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -52,6 +53,10 @@ type Dialer struct {
 	KeyExchange string
 	// KeepAlive is the QUIC keep-alive period. Default 15s; negative disables.
 	KeepAlive time.Duration
+
+	certOnce sync.Once
+	cert     tls.Certificate
+	certErr  error
 }
 
 // Dial connects to addr ("<node-id>@host:port") on alpn with clientKey (nil for
@@ -122,11 +127,13 @@ func (d *Dialer) tlsConfig(pin ed25519.PublicKey, alpn string) (*tls.Config, err
 		},
 	}
 	if d.Key != nil {
-		cert, err := SelfSignedCertificate(d.Key)
-		if err != nil {
-			return nil, err
+		// The certificate is made once per Dialer: signing one costs as much as a
+		// handshake signature.
+		d.certOnce.Do(func() { d.cert, d.certErr = SelfSignedCertificate(d.Key) })
+		if d.certErr != nil {
+			return nil, d.certErr
 		}
-		cfg.Certificates = []tls.Certificate{cert}
+		cfg.Certificates = []tls.Certificate{d.cert}
 	}
 	return cfg, nil
 }
