@@ -277,4 +277,3 @@ func BenchmarkIdleConnMemory(b *testing.B) {
 type closerFunc func() error
 
 func (f closerFunc) Close() error { return f() }
-
