@@ -7,6 +7,8 @@ require (
 	github.com/creack/pty v1.1.24
 )
 
+require go.uber.org/goleak v1.3.0
+
 require (
 	github.com/quic-go/quic-go v0.64.1 // indirect
 	golang.org/x/crypto v0.59.0

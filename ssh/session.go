@@ -26,6 +26,11 @@ type session struct {
 	ch  gossh.Channel
 	env []string
 
+	// wmu orders writes made outside the output copies (the shutdown notice) with
+	// CloseWrite: x/crypto/ssh does not guard a channel's EOF flag against a
+	// concurrent write.
+	wmu sync.Mutex
+
 	mu       sync.Mutex
 	pty      *PtyRequest // requested terminal, nil if none
 	ptyFile  *os.File    // the PTY master while a program runs on it
@@ -364,7 +369,9 @@ func (se *session) startPty(cmd *exec.Cmd) error {
 // nothing of the process group stays behind.
 func (se *session) finish(cmd *exec.Cmd, waitErr error) {
 	defer close(se.finished)
+	se.wmu.Lock()
 	se.ch.CloseWrite()
+	se.wmu.Unlock()
 	if ps := cmd.ProcessState; ps != nil {
 		ws, _ := ps.Sys().(syscall.WaitStatus)
 		if ws.Signaled() {
@@ -418,7 +425,9 @@ func (se *session) shutdown() {
 	p := se.proc
 	started := se.started
 	se.mu.Unlock()
+	se.wmu.Lock()
 	fmt.Fprintf(se.ch.Stderr(), "\r\nalknet: the server is shutting down\r\n")
+	se.wmu.Unlock()
 	switch {
 	case p != nil:
 		reap(p.Pid, se.cfg.HangupGrace.Std())

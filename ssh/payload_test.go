@@ -1,0 +1,125 @@
+package ssh
+
+import (
+	"errors"
+	"testing"
+
+	gossh "golang.org/x/crypto/ssh"
+)
+
+func TestParsePayloads(t *testing.T) {
+	pty := gossh.Marshal(struct {
+		Term       string
+		Cols, Rows uint32
+		W, H       uint32
+		Modes      string
+	}{"xterm", 80, 24, 640, 480, "\x35\x00\x00\x00\x00\x00"})
+	p, err := ParsePtyRequest(pty)
+	if err != nil || p.Term != "xterm" || p.Cols != 80 || p.Rows != 24 || p.WidthPixels != 640 {
+		t.Fatalf("pty-req: %+v %v", p, err)
+	}
+	wc := gossh.Marshal(struct{ C, R, W, H uint32 }{132, 40, 0, 0})
+	w, err := ParseWindowChange(wc)
+	if err != nil || w.Cols != 132 || w.Rows != 40 {
+		t.Fatalf("window-change: %+v %v", w, err)
+	}
+	name, value, err := ParseEnv(gossh.Marshal(struct{ N, V string }{"LANG", "C.UTF-8"}))
+	if err != nil || name != "LANG" || value != "C.UTF-8" {
+		t.Fatalf("env: %q %q %v", name, value, err)
+	}
+	cmd, err := ParseString(gossh.Marshal(struct{ S string }{"printf hi"}))
+	if err != nil || cmd != "printf hi" {
+		t.Fatalf("exec: %q %v", cmd, err)
+	}
+	for _, tt := range []struct {
+		name  string
+		parse func([]byte) error
+		in    []byte
+	}{
+		{"pty-req short", func(b []byte) error { _, err := ParsePtyRequest(b); return err }, pty[:len(pty)-1]},
+		{"pty-req trailing", func(b []byte) error { _, err := ParsePtyRequest(b); return err }, append(pty[:len(pty):len(pty)], 0)},
+		{"window-change short", func(b []byte) error { _, err := ParseWindowChange(b); return err }, wc[:15]},
+		{"env one string", func(b []byte) error { _, _, err := ParseEnv(b); return err }, gossh.Marshal(struct{ S string }{"LANG"})},
+		{"string length past end", func(b []byte) error { _, err := ParseString(b); return err }, []byte{0, 0, 0, 9, 'a'}},
+		{"string huge length", func(b []byte) error { _, err := ParseString(b); return err }, []byte{0xff, 0xff, 0xff, 0xff}},
+		{"empty", func(b []byte) error { _, err := ParseString(b); return err }, nil},
+	} {
+		if err := tt.parse(tt.in); !errors.Is(err, ErrBadPayload) {
+			t.Errorf("%s: got %v, want ErrBadPayload", tt.name, err)
+		}
+	}
+	if got := exitSignalPayload("INT", false, ""); string(got) != string(gossh.Marshal(struct {
+		S    string
+		C    bool
+		M, L string
+	}{"INT", false, "", ""})) {
+		t.Errorf("exit-signal payload %x", got)
+	}
+}
+
+func TestEnvAllowed(t *testing.T) {
+	allow := []string{"LANG", "LC_*"}
+	for name, want := range map[string]bool{"LANG": true, "LC_ALL": true, "LANGUAGE": false, "PATH": false, "": false, "LC_X=1": false} {
+		if envAllowed(allow, name) != want {
+			t.Errorf("%q: want %v", name, want)
+		}
+	}
+}
+
+// The fuzz targets feed arbitrary payloads to every hand-written request parser: none
+// may panic, and whatever parses must survive a re-encode.
+
+func FuzzParsePtyRequest(f *testing.F) {
+	f.Add(gossh.Marshal(struct {
+		Term       string
+		Cols, Rows uint32
+		W, H       uint32
+		Modes      string
+	}{"xterm-256color", 80, 24, 0, 0, "\x00"}))
+	f.Add([]byte{})
+	f.Add([]byte{0, 0, 0, 1})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p, err := ParsePtyRequest(b)
+		if err == nil && len(b) != 4+len(p.Term)+16+4+len(p.Modes) {
+			t.Fatalf("parsed %+v from %d bytes", p, len(b))
+		}
+	})
+}
+
+func FuzzParseWindowChange(f *testing.F) {
+	f.Add(gossh.Marshal(struct{ C, R, W, H uint32 }{80, 24, 0, 0}))
+	f.Add([]byte{1, 2, 3})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if _, err := ParseWindowChange(b); err == nil && len(b) != 16 {
+			t.Fatalf("parsed %d bytes", len(b))
+		}
+	})
+}
+
+func FuzzParseEnv(f *testing.F) {
+	f.Add(gossh.Marshal(struct{ N, V string }{"LANG", "C.UTF-8"}))
+	f.Add([]byte{0, 0, 0, 0, 0, 0, 0, 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		name, value, err := ParseEnv(b)
+		if err == nil && len(b) != 8+len(name)+len(value) {
+			t.Fatalf("parsed %q=%q from %d bytes", name, value, len(b))
+		}
+		envAllowed(DefaultEnv, name)
+	})
+}
+
+// FuzzParseString covers the "exec", "subsystem" and "signal" payloads.
+func FuzzParseString(f *testing.F) {
+	f.Add(gossh.Marshal(struct{ S string }{"printf hi; exit 3"}))
+	f.Add(gossh.Marshal(struct{ S string }{"INT"}))
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 'x'})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s, err := ParseString(b)
+		if err == nil && len(b) != 4+len(s) {
+			t.Fatalf("parsed %q from %d bytes", s, len(b))
+		}
+		if err == nil {
+			_ = signalByName[s]
+		}
+	})
+}
