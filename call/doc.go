@@ -1,0 +1,67 @@
+// Package call implements alknet's call protocol (ALPN "alknet/call"): framed JSON
+// envelopes carrying requests, responses and subscriptions between two peers, an
+// operation registry with JSON Schema validation and scope-based access control, and a
+// client.
+//
+// # Wire format
+//
+// A frame is a 4-byte big-endian length and that many bytes of UTF-8 JSON holding one
+// envelope {"type", "id", "payload"}; all three are required. A length of 0 or over 64
+// MiB, bad JSON or a missing field ends that stream (after a call.error saying why),
+// never the connection. Types:
+//
+//	call.requested  caller → callee  {"operationId": "/svc/op", "input": …, "auth_token"?: …}
+//	call.responded  callee → caller  {"output": …}
+//	call.completed  callee → caller  {}  (ends a subscription)
+//	call.aborted    either way       {}  (cancels that id; an unknown id is ignored)
+//	call.error      callee → caller  {"code", "message", "retryable", "details"?}  (terminal)
+//
+// Correlation is by id, not by stream: many calls may share a stream and replies go
+// out on the stream the request came on, so the protocol runs unchanged over TLS/TCP
+// or an SSH channel. Either side may call the other. After call.aborted the callee
+// cancels the handler and sends nothing more for that id.
+//
+// # Serving
+//
+// Register operations, typed with generics, and serve the registry:
+//
+//	reg := call.NewRegistry() // holds services/list and services/schema
+//	reg.MustRegister(call.Query("greet/hello", func(ctx context.Context, in Hello) (Greeting, error) {
+//		return Greeting{Text: "hello " + in.Name}, nil
+//	}), call.Scopes("call"))
+//	mux.Handle(call.ALPN, &call.Server{Registry: reg})
+//
+// Input and output schemas are derived from the Go types; input is validated before
+// the handler runs (INVALID_INPUT with the validation message).
+//
+// # Access control
+//
+// An operation declares scopes it requires all of ([Scopes]) and any of ([AnyScope]).
+// Declaring neither means the scope "call" is required: default deny. [Public] opens an
+// operation to everyone, anonymous callers included; only the built-in services/list,
+// services/schema and node/info are public, and they only reveal what the caller may
+// use. An anonymous caller of a non-public operation gets FORBIDDEN "authentication
+// required". An [Internal] operation ([InternalOnly]) is NOT_FOUND from the wire, exactly like an
+// unknown one, and is reachable only through composition.
+//
+// # Calling
+//
+// [Dial] or [NewClient] give a [Session]; it and [Registry.Local] implement [Caller],
+// which the HTTP gateway and MCP use without knowing the transport:
+//
+//	s, err := call.Dial(ctx, &core.Dialer{Key: key}, addr, nil)
+//	out, err := call.Do[Greeting](ctx, s, "greet/hello", Hello{Name: "ada"})
+//	for ev, err := range s.Subscribe(ctx, "clock/ticks", nil) { … }
+//
+// Failed calls return *[Error]; switch on its Code with [errors.As] or compare with
+// [errors.Is] against [ErrNotFound] and friends. A query or mutation has a default
+// deadline of 30 s ([Config].DefaultTimeout) and then fails with TIMEOUT, the only
+// retryable code; subscriptions have none. Closing the connection fails everything
+// pending with INTERNAL.
+//
+// # Composition and aborts
+//
+// A handler calls other operations in-process with [Invoke] or [Compose]. The child
+// inherits the handler's context, so call.aborted on the parent cancels every child;
+// [ContinueRunning] lets a started child finish.
+package call

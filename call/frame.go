@@ -1,0 +1,247 @@
+package call
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"unicode/utf8"
+)
+
+// MaxFrameSize is the largest frame body the protocol allows: 64 MiB.
+const MaxFrameSize = 64 << 20
+
+// Envelope types.
+const (
+	TypeRequested = "call.requested"
+	TypeResponded = "call.responded"
+	TypeCompleted = "call.completed"
+	TypeAborted   = "call.aborted"
+	TypeError     = "call.error"
+)
+
+// Envelope is one protocol message: {"type", "id", "payload"}, all three required.
+type Envelope struct {
+	Type    string          `json:"type"`
+	ID      string          `json:"id"`
+	Payload json.RawMessage `json:"payload"`
+}
+
+// FrameError reports a frame or envelope that breaks the wire format. It ends the
+// stream it arrived on, never the connection. ID is the envelope's id when it could be
+// read.
+type FrameError struct {
+	ID  string
+	Msg string
+}
+
+func (e *FrameError) Error() string { return "call: bad frame: " + e.Msg }
+
+// ReadFrame reads one frame from r: a 4-byte big-endian length, then that many bytes.
+// A length of 0 or over [MaxFrameSize] is a *FrameError; a clean end of input before the
+// length is [io.EOF], inside a frame [io.ErrUnexpectedEOF]. The body buffer grows as
+// bytes arrive, so a peer that announces 64 MiB and sends nothing costs little.
+func ReadFrame(r io.Reader) ([]byte, error) {
+	var hdr [4]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return nil, err
+	}
+	n := binary.BigEndian.Uint32(hdr[:])
+	switch {
+	case n == 0:
+		return nil, &FrameError{Msg: "frame length 0"}
+	case n > MaxFrameSize:
+		return nil, &FrameError{Msg: fmt.Sprintf("frame length %d exceeds the %d-byte limit", n, MaxFrameSize)}
+	}
+	const chunk = 64 << 10
+	buf := make([]byte, 0, min(int(n), chunk))
+	for len(buf) < int(n) {
+		want := min(int(n)-len(buf), chunk)
+		if cap(buf)-len(buf) < want {
+			buf = append(buf[:cap(buf)], make([]byte, want)...)[:len(buf)]
+		}
+		m, err := io.ReadFull(r, buf[len(buf):len(buf)+want])
+		buf = buf[:len(buf)+m]
+		if err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+	}
+	return buf, nil
+}
+
+// AppendFrame appends the frame carrying body (its length, then body) to dst.
+func AppendFrame(dst, body []byte) []byte {
+	dst = binary.BigEndian.AppendUint32(dst, uint32(len(body)))
+	return append(dst, body...)
+}
+
+// ParseEnvelope decodes one frame body. It fails with a *FrameError on invalid UTF-8,
+// bad JSON, a non-object, or a missing or mistyped type, id or payload; an empty id
+// counts as missing.
+func ParseEnvelope(body []byte) (Envelope, error) {
+	if !utf8.Valid(body) {
+		return Envelope{}, &FrameError{Msg: "frame is not valid UTF-8"}
+	}
+	var raw struct {
+		Type    json.RawMessage `json:"type"`
+		ID      json.RawMessage `json:"id"`
+		Payload json.RawMessage `json:"payload"`
+	}
+	if err := json.Unmarshal(body, &raw); err != nil {
+		return Envelope{}, &FrameError{Msg: "envelope is not a JSON object: " + err.Error()}
+	}
+	var env Envelope
+	id, idErr := jsonString(raw.ID, "id")
+	env.ID = id
+	if idErr != nil {
+		return env, idErr
+	}
+	typ, err := jsonString(raw.Type, "type")
+	if err != nil {
+		return env, &FrameError{ID: id, Msg: err.(*FrameError).Msg}
+	}
+	env.Type = typ
+	if len(raw.Payload) == 0 {
+		return env, &FrameError{ID: id, Msg: `envelope has no "payload"`}
+	}
+	env.Payload = raw.Payload
+	return env, nil
+}
+
+func jsonString(raw json.RawMessage, field string) (string, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return "", &FrameError{Msg: fmt.Sprintf("envelope has no %q", field)}
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return "", &FrameError{Msg: fmt.Sprintf("envelope %q is not a string", field)}
+	}
+	if s == "" {
+		return "", &FrameError{Msg: fmt.Sprintf("envelope %q is empty", field)}
+	}
+	return s, nil
+}
+
+// AppendEnvelope appends the JSON of an envelope to dst. payload must be valid JSON.
+func AppendEnvelope(dst []byte, typ, id string, payload []byte) []byte {
+	dst = append(dst, `{"type":"`...)
+	dst = append(dst, typ...)
+	dst = append(dst, `","id":`...)
+	dst = appendJSONString(dst, id)
+	dst = append(dst, `,"payload":`...)
+	dst = append(dst, payload...)
+	return append(dst, '}')
+}
+
+// appendJSONString appends s as a JSON string.
+func appendJSONString(dst []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x7f {
+			b, _ := json.Marshal(s)
+			return append(dst, b...)
+		}
+	}
+	dst = append(dst, '"')
+	dst = append(dst, s...)
+	return append(dst, '"')
+}
+
+// frame builds a whole frame for an envelope.
+func frame(typ, id string, payload []byte) []byte {
+	b := make([]byte, 4, 4+len(typ)+len(id)+len(payload)+40)
+	b = AppendEnvelope(b, typ, id, payload)
+	binary.BigEndian.PutUint32(b, uint32(len(b)-4))
+	return b
+}
+
+// errorPayload is the JSON payload of a call.error envelope.
+func errorPayload(e *Error) []byte {
+	b, err := json.Marshal(e)
+	if err != nil { // only Details can fail: drop them
+		b, _ = json.Marshal(&Error{Code: e.Code, Message: e.Message, Retryable: e.Retryable})
+	}
+	return b
+}
+
+// outputPayload wraps output as {"output": output}.
+func outputPayload(output []byte) []byte {
+	if len(output) == 0 {
+		output = []byte("null")
+	}
+	b := make([]byte, 0, len(output)+11)
+	b = append(b, `{"output":`...)
+	b = append(b, output...)
+	return append(b, '}')
+}
+
+// requestPayload is the payload of a call.requested envelope.
+type requestPayload struct {
+	OperationID *string         `json:"operationId"`
+	Input       json.RawMessage `json:"input"`
+	AuthToken   *string         `json:"auth_token,omitempty"`
+}
+
+func buildRequest(op string, input json.RawMessage, token string) []byte {
+	if len(input) == 0 {
+		input = json.RawMessage("null")
+	}
+	b := make([]byte, 0, len(op)+len(input)+40)
+	b = append(b, `{"operationId":`...)
+	b = appendJSONString(b, "/"+op)
+	b = append(b, `,"input":`...)
+	b = append(b, input...)
+	if token != "" {
+		b = append(b, `,"auth_token":`...)
+		b = appendJSONString(b, token)
+	}
+	return append(b, '}')
+}
+
+// parseRequest decodes a call.requested payload. The error is an INVALID_INPUT *Error.
+func parseRequest(payload json.RawMessage) (op string, input json.RawMessage, token string, err *Error) {
+	var p requestPayload
+	if err := json.Unmarshal(payload, &p); err != nil {
+		return "", nil, "", Errorf(CodeInvalidInput, "call.requested payload: %v", err)
+	}
+	if p.OperationID == nil {
+		return "", nil, "", Errorf(CodeInvalidInput, `call.requested payload has no "operationId"`)
+	}
+	if p.AuthToken != nil {
+		token = *p.AuthToken
+	}
+	return *p.OperationID, p.Input, token, nil
+}
+
+// parseResponse decodes a call.responded payload, returning the output.
+func parseResponse(payload json.RawMessage) (json.RawMessage, error) {
+	var p struct {
+		Output json.RawMessage `json:"output"`
+	}
+	if err := json.Unmarshal(payload, &p); err != nil {
+		return nil, Errorf(CodeInternal, "call.responded payload: %v", err)
+	}
+	if len(p.Output) == 0 {
+		p.Output = json.RawMessage("null")
+	}
+	return p.Output, nil
+}
+
+// parseError decodes a call.error payload. A payload without a code becomes INTERNAL.
+func parseError(payload json.RawMessage) *Error {
+	var e Error
+	if err := json.Unmarshal(payload, &e); err != nil || e.Code == "" {
+		return &Error{Code: CodeInternal, Message: "malformed call.error payload: " + strconv.Quote(truncate(string(payload), 200))}
+	}
+	return &e
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

@@ -1,0 +1,111 @@
+package call
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/alkdev/alknet/core"
+)
+
+// ALPN is the protocol name the call handler serves.
+const ALPN = "alknet/call"
+
+// Config is the [call] section of the node's configuration.
+type Config struct {
+	// DefaultTimeout bounds a query or mutation that sets no deadline of its own; when
+	// it passes the call fails with TIMEOUT. Zero means 30 s. Subscriptions have none.
+	DefaultTimeout core.Duration `toml:"default_timeout"`
+}
+
+func (c Config) timeout() time.Duration {
+	if d := c.DefaultTimeout.Std(); d > 0 {
+		return d
+	}
+	return DefaultTimeout
+}
+
+// Server is the [core.Handler] for ALPN "alknet/call". It runs one [Session] per
+// connection, serving Registry to the caller and letting handlers call back through
+// [Remote]. A zero Server serves a fresh registry holding only the discovery
+// operations.
+//
+// A malformed frame (length 0 or over 64 MiB, invalid JSON, a missing envelope field)
+// ends the stream it came on, after a call.error with code INVALID_INPUT and the
+// envelope's id when it could be read (else ""); the connection stays usable. On TLS
+// over TCP the stream is the connection.
+type Server struct {
+	// Registry holds the operations served; nil means NewRegistry().
+	Registry *Registry
+	// Config sets the default deadline.
+	Config Config
+	// Logger receives handler panics and protocol errors; nil discards them.
+	Logger *slog.Logger
+	// ResolveToken maps a request's auth_token to an identity used for that request
+	// only. nil, or a nil result, keeps the connection's identity: a token never
+	// lowers what the connection may do, it can only name another identity.
+	ResolveToken func(ctx context.Context, token string) *core.Identity
+	// OnSession, if set, is called with each connection's session once it starts, for
+	// example to call operations the client registered. It must not block.
+	OnSession func(*Session)
+}
+
+// ServeConn serves one connection until it ends.
+func (srv *Server) ServeConn(ctx context.Context, c core.Conn) error {
+	s := newSession(ctx, c, sessionConfig{reg: srv.registry(), cfg: srv.Config, log: srv.Logger, resolve: srv.ResolveToken})
+	if srv.OnSession != nil {
+		srv.OnSession(s)
+	}
+	s.serve()
+	return nil
+}
+
+func (srv *Server) registry() *Registry {
+	if srv.Registry == nil {
+		srv.Registry = NewRegistry()
+	}
+	return srv.Registry
+}
+
+// ClientOptions configure [Dial] and [NewClient]. The zero value is valid.
+type ClientOptions struct {
+	// Registry holds the operations this client serves to the node it dials; nil
+	// means NewRegistry() (discovery only).
+	Registry *Registry
+	// Config sets the default deadline of calls.
+	Config Config
+	// Logger; nil discards.
+	Logger *slog.Logger
+	// ServerIdentity is the identity the node gets when it calls this client's
+	// operations. The node is authenticated by the node ID pinned in the address.
+	// nil means scope "call" only, so operations that need no more are reachable.
+	ServerIdentity *core.Identity
+}
+
+// NewClient starts a session on a connection already negotiated on [ALPN]. It serves
+// opts.Registry to the other side in the background; Close ends it.
+func NewClient(c core.Conn, opts *ClientOptions) *Session {
+	if opts == nil {
+		opts = &ClientOptions{}
+	}
+	id := opts.ServerIdentity
+	if id == nil {
+		id = &core.Identity{Name: "node", Scopes: []string{core.ScopeCall}}
+	}
+	s := newSession(context.Background(), c, sessionConfig{reg: opts.Registry, cfg: opts.Config, log: opts.Logger, peer: id})
+	go s.serve()
+	return s
+}
+
+// Dial connects to addr (<node-id>@host:port) on [ALPN] with d and returns the
+// session. A nil d dials anonymously.
+func Dial(ctx context.Context, d *core.Dialer, addr string, opts *ClientOptions) (*Session, error) {
+	if d == nil {
+		d = &core.Dialer{}
+	}
+	c, err := d.Dial(ctx, addr, ALPN)
+	if err != nil {
+		return nil, err
+	}
+	return NewClient(c, opts), nil
+}

@@ -1,0 +1,628 @@
+package call
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"iter"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/alkdev/alknet/core"
+)
+
+// ErrAborted is returned by a call or subscription that [Session.Abort] ended.
+var ErrAborted = errors.New("call: aborted")
+
+// maxQueued bounds the outputs a subscription buffers for a slow consumer; past it the
+// subscription is aborted and fails with INTERNAL.
+const maxQueued = 4096
+
+// Session is one connection speaking alknet/call, on either end. It serves the
+// operations of its registry to the other side and calls the other side's operations:
+// the server's handler runs one per connection, and a client gets one from [Dial] or
+// [NewClient]. It implements [Caller].
+//
+// On a multi-stream transport (QUIC, coretest.Pipe) each outgoing call opens its own
+// stream; on a single-stream one (TLS over TCP, an SSH channel) every call, in both
+// directions, shares the one stream, correlated by id.
+type Session struct {
+	conn     core.Conn
+	reg      *Registry
+	peer     core.Peer // the other side, as seen by our handlers
+	timeout  int64     // default timeout, nanoseconds
+	log      *slog.Logger
+	resolve  func(context.Context, string) *core.Identity
+	multi    bool
+	ctx      context.Context
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	done     chan struct{}
+	ready    chan struct{} // closed when the shared stream is known (single-stream transports)
+	readyOne sync.Once
+
+	mu      sync.Mutex
+	closed  bool
+	shared  *wstream
+	streams map[*wstream]struct{}
+	pending map[string]*pending // our calls, by id
+	running map[string]*running // the other side's calls, by id
+}
+
+// sessionConfig is what Server and Dial pass to newSession.
+type sessionConfig struct {
+	reg     *Registry
+	cfg     Config
+	log     *slog.Logger
+	resolve func(context.Context, string) *core.Identity
+	peer    *core.Identity // replaces the conn's peer identity when set (client side)
+}
+
+func newSession(ctx context.Context, c core.Conn, sc sessionConfig) *Session {
+	if sc.reg == nil {
+		sc.reg = NewRegistry()
+	}
+	if sc.log == nil {
+		sc.log = slog.New(slog.DiscardHandler)
+	}
+	s := &Session{
+		conn: c, reg: sc.reg, peer: c.Peer(), timeout: int64(sc.cfg.timeout()), log: sc.log, resolve: sc.resolve,
+		multi: c.Transport() == core.TransportQUIC || c.Transport() == core.TransportPipe,
+		done:  make(chan struct{}), ready: make(chan struct{}),
+		streams: make(map[*wstream]struct{}), pending: make(map[string]*pending), running: make(map[string]*running),
+	}
+	if sc.peer != nil {
+		s.peer.Identity = sc.peer
+	}
+	s.ctx, s.cancel = context.WithCancel(ctx)
+	return s
+}
+
+// serve accepts streams until the connection ends, then fails everything pending.
+func (s *Session) serve() {
+	defer s.shutdown()
+	for {
+		st, err := s.conn.AcceptStream(s.ctx)
+		if err != nil {
+			return
+		}
+		s.addStream(st, false)
+	}
+}
+
+// Peer is the other side of the connection.
+func (s *Session) Peer() core.Peer { return s.conn.Peer() }
+
+// Conn is the underlying connection.
+func (s *Session) Conn() core.Conn { return s.conn }
+
+// Done is closed once the session has ended and its goroutines have returned.
+func (s *Session) Done() <-chan struct{} { return s.done }
+
+// Close ends the connection: calls in flight fail with INTERNAL, handlers are
+// cancelled. It waits until the session's goroutines have returned and is safe to call
+// more than once.
+func (s *Session) Close() error {
+	s.conn.Close(core.CodeOK, "")
+	s.cancel()
+	<-s.done
+	return nil
+}
+
+func (s *Session) shutdown() {
+	s.mu.Lock()
+	s.closed = true
+	pend := s.pending
+	s.pending = map[string]*pending{}
+	streams := s.streams
+	s.mu.Unlock()
+	s.cancel()
+	s.conn.Close(core.CodeOK, "")
+	for _, p := range pend {
+		p.push(event{err: Errorf(CodeInternal, "connection closed")}, true)
+	}
+	for ws := range streams {
+		ws.s.Close()
+	}
+	s.wg.Wait()
+	close(s.done)
+}
+
+// wstream is one stream of the session, with its reader and a write lock.
+type wstream struct {
+	s        core.Stream
+	own      bool // opened by us for one outgoing call
+	ctx      context.Context
+	cancel   context.CancelFunc
+	wmu      sync.Mutex
+	handlers sync.WaitGroup // the other side's calls running on this stream
+}
+
+func (ws *wstream) write(b []byte) error {
+	ws.wmu.Lock()
+	defer ws.wmu.Unlock()
+	_, err := ws.s.Write(b)
+	return err
+}
+
+func (s *Session) addStream(st core.Stream, own bool) *wstream {
+	ws := &wstream{s: st, own: own}
+	ws.ctx, ws.cancel = context.WithCancel(s.ctx)
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		st.Close()
+		ws.cancel()
+		return nil
+	}
+	s.streams[ws] = struct{}{}
+	if !s.multi && s.shared == nil {
+		s.shared = ws
+		s.readyOne.Do(func() { close(s.ready) })
+	}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	go s.read(ws)
+	return ws
+}
+
+// read handles one stream's frames until it ends.
+func (s *Session) read(ws *wstream) {
+	defer s.wg.Done()
+	br := bufio.NewReaderSize(ws.s, 32<<10)
+	for {
+		body, err := ReadFrame(br)
+		if err == nil {
+			var env Envelope
+			env, err = ParseEnvelope(body)
+			if err == nil {
+				s.handle(ws, env)
+				continue
+			}
+		}
+		var fe *FrameError
+		switch {
+		case errors.As(err, &fe):
+			s.log.Debug("call: bad frame ends the stream", "peer", s.conn.Peer().Name(), "err", fe.Msg)
+			// Tell the other side why, then end the stream: its calls fail, ours stop.
+			ws.write(frame(TypeError, fe.ID, errorPayload(&Error{Code: CodeInvalidInput, Message: "bad frame: " + fe.Msg})))
+			s.endStream(ws, false)
+		case errors.Is(err, io.EOF):
+			s.endStream(ws, true) // the other side finished writing
+		default:
+			s.endStream(ws, false)
+		}
+		return
+	}
+}
+
+// endStream retires a stream. After a clean end of input it lets the other side's
+// calls on it finish and answer first; otherwise it cancels them.
+func (s *Session) endStream(ws *wstream, clean bool) {
+	if !clean {
+		ws.cancel()
+	}
+	s.failPending(ws, Errorf(CodeInternal, "stream closed before the reply"))
+	ws.handlers.Wait()
+	ws.cancel()
+	ws.s.Close()
+	s.mu.Lock()
+	delete(s.streams, ws)
+	s.mu.Unlock()
+}
+
+// failPending fails our calls waiting for replies on ws.
+func (s *Session) failPending(ws *wstream, err *Error) {
+	s.mu.Lock()
+	var failed []*pending
+	for id, p := range s.pending {
+		if p.ws == ws {
+			delete(s.pending, id)
+			failed = append(failed, p)
+		}
+	}
+	s.mu.Unlock()
+	for _, p := range failed {
+		p.push(event{err: err}, true)
+	}
+}
+
+// handle acts on one envelope from ws.
+func (s *Session) handle(ws *wstream, env Envelope) {
+	switch env.Type {
+	case TypeRequested:
+		s.dispatch(ws, env)
+	case TypeResponded, TypeCompleted, TypeError:
+		s.mu.Lock()
+		p := s.pending[env.ID]
+		if p == nil {
+			s.mu.Unlock()
+			return // late frames for a finished or aborted call
+		}
+		var ev event
+		terminal := true
+		switch env.Type {
+		case TypeResponded:
+			out, err := parseResponse(env.Payload)
+			ev = event{out: out, err: err}
+			terminal = !p.sub || err != nil
+		case TypeCompleted:
+			ev = event{done: true}
+			if !p.sub {
+				ev = event{err: Errorf(CodeInvalidOperationType, "operation is a subscription: use Subscribe")}
+			}
+		case TypeError:
+			ev = event{err: parseError(env.Payload)}
+		}
+		if terminal {
+			delete(s.pending, env.ID)
+		}
+		s.mu.Unlock()
+		if !p.push(ev, terminal) {
+			// The consumer fell too far behind: give up on the subscription.
+			s.abortPending(p, Errorf(CodeInternal, "subscription dropped: the consumer fell %d outputs behind", maxQueued))
+		}
+	case TypeAborted:
+		s.mu.Lock()
+		r := s.running[env.ID]
+		p := s.pending[env.ID]
+		if p != nil && r == nil {
+			delete(s.pending, env.ID)
+		}
+		s.mu.Unlock()
+		if r != nil {
+			r.abort()
+		} else if p != nil {
+			p.push(event{err: Errorf(CodeInternal, "aborted by the other side")}, true)
+		}
+	default:
+		s.log.Debug("call: ignoring unknown envelope type", "type", env.Type)
+	}
+}
+
+// running is a call from the other side that a handler is serving.
+type running struct {
+	id       string
+	ws       *wstream
+	cancel   context.CancelFunc
+	aborted  atomic.Bool
+	finished atomic.Bool
+}
+
+func (r *running) abort() {
+	r.aborted.Store(true)
+	r.cancel()
+}
+
+// terminal sends the call's last frame, once, unless the call was aborted.
+func (r *running) terminal(typ string, payload []byte) {
+	if r.aborted.Load() || !r.finished.CompareAndSwap(false, true) {
+		return
+	}
+	r.ws.write(frame(typ, r.id, payload))
+}
+
+func (s *Session) dispatch(ws *wstream, env Envelope) {
+	op, input, token, perr := parseRequest(env.Payload)
+	if perr != nil {
+		ws.write(frame(TypeError, env.ID, errorPayload(perr)))
+		return
+	}
+	ctx, cancel := context.WithCancel(ws.ctx)
+	r := &running{id: env.ID, ws: ws, cancel: cancel}
+	s.mu.Lock()
+	if _, dup := s.running[env.ID]; dup || s.closed {
+		s.mu.Unlock()
+		cancel()
+		ws.write(frame(TypeError, env.ID, errorPayload(Errorf(CodeInvalidInput, "request id %q is already in use", env.ID))))
+		return
+	}
+	s.running[env.ID] = r
+	ws.handlers.Add(1)
+	s.wg.Add(1)
+	s.mu.Unlock()
+	go s.serveRequest(ctx, r, op, input, token)
+}
+
+func (s *Session) serveRequest(ctx context.Context, r *running, op string, input json.RawMessage, token string) {
+	defer func() {
+		r.cancel()
+		s.mu.Lock()
+		delete(s.running, r.id)
+		s.mu.Unlock()
+		r.ws.handlers.Done()
+		s.wg.Done()
+	}()
+	peer := s.peer
+	if token != "" && s.resolve != nil {
+		if id := s.resolve(ctx, token); id != nil {
+			peer.Identity = id
+		}
+	}
+	e, cerr := s.reg.resolve(op, peer, true)
+	if cerr == nil {
+		input, cerr = e.validate(input)
+	}
+	if cerr != nil {
+		r.terminal(TypeError, errorPayload(cerr))
+		return
+	}
+	ctx = context.WithValue(ctx, infoKey{}, &callInfo{reg: s.reg, peer: peer, id: r.id, remote: s, log: s.log})
+	if e.op.Type == OpSubscription {
+		cerr := e.runStream(ctx, s.log, input, func(out json.RawMessage) error {
+			if r.aborted.Load() || r.finished.Load() {
+				return context.Canceled
+			}
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			return r.ws.write(frame(TypeResponded, r.id, outputPayload(out)))
+		})
+		if cerr != nil {
+			r.terminal(TypeError, errorPayload(cerr))
+		} else {
+			r.terminal(TypeCompleted, []byte("{}"))
+		}
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.defaultTimeout())
+	defer cancel()
+	// Answer TIMEOUT at the deadline even if the handler ignores its context.
+	stop := context.AfterFunc(ctx, func() {
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			r.terminal(TypeError, errorPayload(timeoutError(e.op.Name)))
+		}
+	})
+	out, cerr := e.runOnce(ctx, s.log, input)
+	stop()
+	if cerr != nil {
+		r.terminal(TypeError, errorPayload(cerr))
+		return
+	}
+	r.terminal(TypeResponded, outputPayload(out))
+}
+
+func (s *Session) defaultTimeout() time.Duration { return time.Duration(atomic.LoadInt64(&s.timeout)) }
+
+// event is one thing that happened to a pending call.
+type event struct {
+	out  json.RawMessage
+	done bool // subscription completed
+	err  error
+}
+
+// pending is one of our calls waiting for replies.
+type pending struct {
+	id     string
+	ws     *wstream
+	sub    bool
+	notify chan struct{}
+
+	mu       sync.Mutex
+	queue    []event
+	finished bool
+}
+
+// push queues ev; it reports false if the queue overflowed.
+func (p *pending) push(ev event, terminal bool) bool {
+	p.mu.Lock()
+	if p.finished {
+		p.mu.Unlock()
+		return true
+	}
+	if !terminal && len(p.queue) >= maxQueued {
+		p.mu.Unlock()
+		return false
+	}
+	p.queue = append(p.queue, ev)
+	p.finished = terminal
+	p.mu.Unlock()
+	select {
+	case p.notify <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+// next waits for the next event.
+func (p *pending) next(ctx context.Context) (event, error) {
+	for {
+		p.mu.Lock()
+		if len(p.queue) > 0 {
+			ev := p.queue[0]
+			p.queue[0] = event{}
+			p.queue = p.queue[1:]
+			p.mu.Unlock()
+			return ev, nil
+		}
+		p.mu.Unlock()
+		select {
+		case <-p.notify:
+		case <-ctx.Done():
+			return event{}, ctx.Err()
+		}
+	}
+}
+
+// start sends a call.requested and registers the call.
+func (s *Session) start(ctx context.Context, op string, input json.RawMessage, sub bool) (*pending, error) {
+	id, _ := ctx.Value(idKey{}).(string)
+	if id == "" {
+		id = newID()
+	}
+	token, _ := ctx.Value(tokenKey{}).(string)
+	ws, err := s.streamFor(ctx)
+	if err != nil {
+		return nil, err
+	}
+	p := &pending{id: id, ws: ws, sub: sub, notify: make(chan struct{}, 1)}
+	s.mu.Lock()
+	switch {
+	case s.closed:
+		s.mu.Unlock()
+		s.release(ws)
+		return nil, Errorf(CodeInternal, "connection closed")
+	case s.pending[id] != nil:
+		s.mu.Unlock()
+		s.release(ws)
+		return nil, Errorf(CodeInvalidInput, "request id %q is already in use", id)
+	}
+	s.pending[id] = p
+	s.mu.Unlock()
+	if err := ws.write(frame(TypeRequested, id, buildRequest(op, input, token))); err != nil {
+		s.mu.Lock()
+		delete(s.pending, id)
+		s.mu.Unlock()
+		s.release(ws)
+		return nil, Errorf(CodeInternal, "send request: %v", err)
+	}
+	return p, nil
+}
+
+// streamFor returns the stream a new call goes on: a new one on multi-stream
+// transports, else the shared one.
+func (s *Session) streamFor(ctx context.Context) (*wstream, error) {
+	if s.multi {
+		st, err := s.conn.OpenStream(ctx)
+		if err == nil {
+			if ws := s.addStream(st, true); ws != nil {
+				return ws, nil
+			}
+			return nil, Errorf(CodeInternal, "connection closed")
+		}
+		if !errors.Is(err, core.ErrSingleStream) {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			return nil, Errorf(CodeInternal, "open stream: %v", err)
+		}
+		s.mu.Lock()
+		s.multi = false
+		s.mu.Unlock()
+	}
+	select {
+	case <-s.ready:
+	case <-s.done:
+		return nil, Errorf(CodeInternal, "connection closed")
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.shared == nil || s.closed {
+		return nil, Errorf(CodeInternal, "connection closed")
+	}
+	return s.shared, nil
+}
+
+// release ends our half of a per-call stream once its call is over.
+func (s *Session) release(ws *wstream) {
+	if ws.own {
+		ws.s.CloseWrite()
+	}
+}
+
+// abortPending gives up on a call: it sends call.aborted and fails the call locally.
+func (s *Session) abortPending(p *pending, err error) {
+	s.mu.Lock()
+	_, live := s.pending[p.id]
+	delete(s.pending, p.id)
+	s.mu.Unlock()
+	if live {
+		p.ws.write(frame(TypeAborted, p.id, []byte("{}")))
+	}
+	p.push(event{err: err}, true)
+	s.release(p.ws)
+}
+
+// finish forgets a call that ended normally.
+func (s *Session) finish(p *pending) {
+	s.mu.Lock()
+	delete(s.pending, p.id)
+	s.mu.Unlock()
+	s.release(p.ws)
+}
+
+// Call calls op on the other side and waits for its output. Without a deadline on ctx
+// it waits at most the configured default timeout (30 s), then sends call.aborted and
+// fails with TIMEOUT. Use it for queries and mutations; for a subscription use
+// Subscribe (the wire does not say an operation's type: a subscription answered
+// through Call returns its first output).
+func (s *Session) Call(ctx context.Context, op string, input json.RawMessage) (json.RawMessage, error) {
+	var cancel context.CancelFunc
+	if _, ok := ctx.Deadline(); !ok {
+		ctx, cancel = context.WithTimeout(ctx, s.defaultTimeout())
+		defer cancel()
+	}
+	p, err := s.start(ctx, op, input, false)
+	if err != nil {
+		return nil, err
+	}
+	ev, err := p.next(ctx)
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			err = &Error{Code: CodeTimeout, Message: fmt.Sprintf("%s: no reply before the deadline", op), Retryable: true}
+		}
+		s.abortPending(p, err)
+		return nil, err
+	}
+	s.finish(p)
+	if ev.err != nil {
+		return nil, ev.err
+	}
+	return ev.out, nil
+}
+
+// Subscribe subscribes to op on the other side. The sequence yields each output and
+// ends after call.completed, or with one (nil, err) on call.error or when the
+// connection closes. Leaving the loop early or cancelling ctx sends call.aborted.
+func (s *Session) Subscribe(ctx context.Context, op string, input json.RawMessage) iter.Seq2[json.RawMessage, error] {
+	return func(yield func(json.RawMessage, error) bool) {
+		p, err := s.start(ctx, op, input, true)
+		if err != nil {
+			yield(nil, err)
+			return
+		}
+		for {
+			ev, err := p.next(ctx)
+			if err != nil {
+				s.abortPending(p, err)
+				yield(nil, err)
+				return
+			}
+			switch {
+			case ev.err != nil:
+				s.finish(p)
+				yield(nil, ev.err)
+				return
+			case ev.done:
+				s.finish(p)
+				return
+			}
+			if !yield(ev.out, nil) {
+				s.abortPending(p, ErrAborted)
+				return
+			}
+		}
+	}
+}
+
+// Abort sends call.aborted for our call or subscription with this id (see [WithID])
+// and makes it fail with [ErrAborted]. An unknown id is ignored.
+func (s *Session) Abort(id string) error {
+	s.mu.Lock()
+	p := s.pending[id]
+	s.mu.Unlock()
+	if p == nil {
+		return nil
+	}
+	s.abortPending(p, ErrAborted)
+	return nil
+}
+
+var _ Caller = (*Session)(nil)
