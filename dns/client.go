@@ -2,6 +2,7 @@ package dns
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -27,8 +28,8 @@ type Forwarder interface {
 //	doq://<node-id>@host:port       DoQ to an alknet node, pinned by its key
 //	dot://<node-id>@host:port       DoT to an alknet node, pinned by its key
 //
-// d supplies the client key for doq:// and dot://; nil dials anonymously.
-func NewForwarder(spec string, d *core.Dialer) (Forwarder, error) {
+// key is the client key proven to a doq:// or dot:// upstream; nil dials anonymously.
+func NewForwarder(spec string, key ed25519.PrivateKey) (Forwarder, error) {
 	u, err := url.Parse(spec)
 	if err != nil || u.Host == "" {
 		return nil, fmt.Errorf("dns: forwarder %q: write it as udp://host:port, tls://host:port, doq://<node-id>@host:port or dot://<node-id>@host:port", spec)
@@ -51,7 +52,7 @@ func NewForwarder(spec string, d *core.Dialer) (Forwarder, error) {
 		if _, _, err := core.ParseAddr(addr); err != nil {
 			return nil, fmt.Errorf("dns: forwarder %q: %w", spec, err)
 		}
-		return &Client{Addr: addr, Dialer: d, DoT: u.Scheme == "dot"}, nil
+		return &Client{Addr: addr, Key: key, DoT: u.Scheme == "dot"}, nil
 	}
 	return nil, fmt.Errorf("dns: forwarder %q: scheme must be udp, tls, doq or dot", spec)
 }
@@ -81,12 +82,13 @@ func (f *plainForwarder) Exchange(ctx context.Context, m *dns.Msg) (*dns.Msg, er
 type Client struct {
 	// Addr is "<node-id>@host:port".
 	Addr string
-	// Dialer supplies the client key; nil dials anonymously. Its Transport is ignored.
-	Dialer *core.Dialer
+	// Key is the client key proven to the node; nil dials anonymously.
+	Key ed25519.PrivateKey
 	// DoT selects DNS over TLS on the TCP listener instead of DoQ.
 	DoT bool
 
 	mu     sync.Mutex
+	dialer *core.Dialer
 	conn   core.Conn
 	stream core.Stream // DoT's one stream
 	dotMu  sync.Mutex  // one DoT exchange at a time
@@ -98,16 +100,17 @@ func (c *Client) connect(ctx context.Context) (core.Conn, core.Stream, error) {
 	if c.conn != nil {
 		return c.conn, c.stream, nil
 	}
-	d := core.Dialer{}
-	if c.Dialer != nil {
-		d = *c.Dialer
-	}
 	alpn := ALPNDoQ
-	d.Transport = core.TransportQUIC
-	if c.DoT {
-		alpn, d.Transport = ALPNDoT, core.TransportTCP
+	if c.dialer == nil {
+		c.dialer = &core.Dialer{Key: c.Key, Transport: core.TransportQUIC}
+		if c.DoT {
+			c.dialer.Transport = core.TransportTCP
+		}
 	}
-	conn, err := d.Dial(ctx, c.Addr, alpn)
+	if c.DoT {
+		alpn = ALPNDoT
+	}
+	conn, err := c.dialer.Dial(ctx, c.Addr, alpn)
 	if err != nil {
 		return nil, nil, err
 	}

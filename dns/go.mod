@@ -5,11 +5,11 @@ go 1.26.8
 require (
 	github.com/alkdev/alknet/core v0.0.0
 	github.com/miekg/dns v1.1.73
+	github.com/quic-go/quic-go v0.64.1
 	go.uber.org/goleak v1.3.0
 )
 
 require (
-	github.com/quic-go/quic-go v0.64.1 // indirect
 	golang.org/x/crypto v0.59.0 // indirect
 	golang.org/x/net v0.62.0 // indirect
 	golang.org/x/sys v0.50.0 // indirect

@@ -75,8 +75,9 @@ type Options struct {
 	// Store holds pkarr packets; nil means a new one. Share it with a [Relay] to
 	// answer for packets published to that relay.
 	Store *PacketStore
-	// Dialer is used for a doq:// or dot:// forwarder; nil dials anonymously.
-	Dialer *core.Dialer
+	// ClientKey is the key proven to a doq:// or dot:// forwarder; nil dials
+	// anonymously.
+	ClientKey ed25519.PrivateKey
 }
 
 // Server answers DNS queries from authoritative zones, the node's own records, pkarr
@@ -132,7 +133,7 @@ func NewServer(cfg Config, opts Options) (*Server, error) {
 		s.limiter = newRateLimiter(cmp0(cfg.RateLimit, 100))
 	}
 	if cfg.Forwarder != "" {
-		fwd, err := NewForwarder(cfg.Forwarder, opts.Dialer)
+		fwd, err := NewForwarder(cfg.Forwarder, opts.ClientKey)
 		if err != nil {
 			return nil, err
 		}
@@ -315,9 +316,9 @@ func (s *Server) forward(ctx context.Context, req, resp *dns.Msg) *dns.Msg {
 func (s *Server) pkarrAnswer(ctx context.Context, m *dns.Msg, q dns.Question) {
 	m.Authoritative = true
 	soa := &dns.SOA{
-		Hdr:     dns.RR_Header{Name: s.pkarrApx, Rrtype: dns.TypeSOA, Class: dns.ClassINET, Ttl: 60},
-		Ns:      s.pkarrApx, Mbox: "hostmaster." + s.pkarrApx,
-		Serial:  1, Refresh: 3600, Retry: 600, Expire: 86400, Minttl: 60,
+		Hdr: dns.RR_Header{Name: s.pkarrApx, Rrtype: dns.TypeSOA, Class: dns.ClassINET, Ttl: 60},
+		Ns:  s.pkarrApx, Mbox: "hostmaster." + s.pkarrApx,
+		Serial: 1, Refresh: 3600, Retry: 600, Expire: 86400, Minttl: 60,
 	}
 	name := strings.ToLower(q.Name)
 	rel := strings.TrimSuffix(name, s.pkarrApx)

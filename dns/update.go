@@ -7,7 +7,8 @@ import (
 	"github.com/miekg/dns"
 )
 
-// update applies an RFC 2136 dynamic update. Only DoQ and DoT clients whose TLS
+// update applies an RFC 2136 dynamic update, as decoded from the wire (empty RDATA is
+// told by RDLENGTH 0). Only DoQ and DoT clients whose TLS
 // identity holds the scope "dns:update" may update; everyone else is REFUSED. Updates
 // live in memory: a reload from the zone files discards them.
 func (s *Server) update(req, resp *dns.Msg, info Info) *dns.Msg {
@@ -70,7 +71,7 @@ func (z *Zone) checkPrereqs(rrs []dns.RR) int {
 		}
 		switch h.Class {
 		case dns.ClassANY:
-			if _, empty := rr.(*dns.RR_Header); !empty {
+			if rr.Header().Rdlength != 0 {
 				return dns.RcodeFormatError
 			}
 			if h.Rrtype == dns.TypeANY {
@@ -81,7 +82,7 @@ func (z *Zone) checkPrereqs(rrs []dns.RR) int {
 				return dns.RcodeNXRrset
 			}
 		case dns.ClassNONE:
-			if _, empty := rr.(*dns.RR_Header); !empty {
+			if rr.Header().Rdlength != 0 {
 				return dns.RcodeFormatError
 			}
 			if h.Rrtype == dns.TypeANY {
@@ -145,14 +146,14 @@ func (z *Zone) prescan(rrs []dns.RR) int {
 			case dns.TypeANY, dns.TypeAXFR, dns.TypeIXFR, dns.TypeMAILA, dns.TypeMAILB, dns.TypeOPT:
 				return dns.RcodeFormatError
 			}
-			if _, empty := rr.(*dns.RR_Header); empty {
+			if rr.Header().Rdlength == 0 {
 				return dns.RcodeFormatError
 			}
 		case dns.ClassANY:
 			if h.Ttl != 0 {
 				return dns.RcodeFormatError
 			}
-			if _, empty := rr.(*dns.RR_Header); !empty {
+			if rr.Header().Rdlength != 0 {
 				return dns.RcodeFormatError
 			}
 		case dns.ClassNONE:
