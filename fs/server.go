@@ -152,6 +152,11 @@ func (s *Server) serveStream(ctx context.Context, c core.Conn, st core.Stream) e
 			err = ferr
 		}
 		st.CloseWrite()
+		// Read what the client still sends (its end-of-file, on TLS its close_notify):
+		// closing a TCP socket with unread data resets it, and the reset can destroy
+		// response bytes the client has not read yet.
+		st.SetReadDeadline(time.Now().Add(5 * time.Second))
+		io.Copy(io.Discard, io.LimitReader(br, 1<<20))
 		return err
 	}
 	req, err := ReadRequest(br)
