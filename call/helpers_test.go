@@ -39,10 +39,11 @@ type probe struct {
 	mu        sync.Mutex
 	cancelled map[string]chan struct{} // tag → closed when that handler saw ctx end
 	finished  map[string]chan struct{} // tag → closed when that handler ran to the end
+	started   map[string]chan struct{} // tag → closed when that handler started
 }
 
 func newProbe() *probe {
-	return &probe{cancelled: map[string]chan struct{}{}, finished: map[string]chan struct{}{}}
+	return &probe{cancelled: map[string]chan struct{}{}, finished: map[string]chan struct{}{}, started: map[string]chan struct{}{}}
 }
 
 func (p *probe) ch(m map[string]chan struct{}, tag string) chan struct{} {
@@ -58,6 +59,7 @@ func (p *probe) ch(m map[string]chan struct{}, tag string) chan struct{} {
 
 func (p *probe) cancelledCh(tag string) chan struct{} { return p.ch(p.cancelled, tag) }
 func (p *probe) finishedCh(tag string) chan struct{}  { return p.ch(p.finished, tag) }
+func (p *probe) startedCh(tag string) chan struct{}   { return p.ch(p.started, tag) }
 
 func wait(t *testing.T, c <-chan struct{}, what string) {
 	t.Helper()
@@ -81,6 +83,9 @@ func testRegistry(t testing.TB, pr *probe) *call.Registry {
 		return echoOut(in), nil
 	}))
 	must(call.Query("test/slow", func(ctx context.Context, in slowIn) (echoOut, error) {
+		if in.Tag != "" {
+			close(pr.startedCh(in.Tag))
+		}
 		select {
 		case <-time.After(time.Duration(in.Millis) * time.Millisecond):
 			if in.Tag != "" {

@@ -119,14 +119,17 @@ func (s *Session) shutdown() {
 	s.closed = true
 	pend := s.pending
 	s.pending = map[string]*pending{}
-	streams := s.streams
+	streams := make([]*wstream, 0, len(s.streams))
+	for ws := range s.streams {
+		streams = append(streams, ws)
+	}
 	s.mu.Unlock()
 	s.cancel()
 	s.conn.Close(core.CodeOK, "")
 	for _, p := range pend {
 		p.push(event{err: Errorf(CodeInternal, "connection closed")}, true)
 	}
-	for ws := range streams {
+	for _, ws := range streams {
 		ws.s.Close()
 	}
 	s.wg.Wait()
@@ -287,6 +290,7 @@ func (s *Session) handle(ws *wstream, env Envelope) {
 
 // running is a call from the other side that a handler is serving.
 type running struct {
+	s        *Session
 	id       string
 	ws       *wstream
 	cancel   context.CancelFunc
@@ -296,7 +300,17 @@ type running struct {
 
 func (r *running) abort() {
 	r.aborted.Store(true)
+	r.forget()
 	r.cancel()
+}
+
+// forget frees the call's id, so the caller may reuse it once it has the reply.
+func (r *running) forget() {
+	r.s.mu.Lock()
+	if r.s.running[r.id] == r {
+		delete(r.s.running, r.id)
+	}
+	r.s.mu.Unlock()
 }
 
 // terminal sends the call's last frame, once, unless the call was aborted.
@@ -304,6 +318,7 @@ func (r *running) terminal(typ string, payload []byte) {
 	if r.aborted.Load() || !r.finished.CompareAndSwap(false, true) {
 		return
 	}
+	r.forget()
 	r.ws.write(frame(typ, r.id, payload))
 }
 
@@ -314,7 +329,7 @@ func (s *Session) dispatch(ws *wstream, env Envelope) {
 		return
 	}
 	ctx, cancel := context.WithCancel(ws.ctx)
-	r := &running{id: env.ID, ws: ws, cancel: cancel}
+	r := &running{s: s, id: env.ID, ws: ws, cancel: cancel}
 	s.mu.Lock()
 	if _, dup := s.running[env.ID]; dup || s.closed {
 		s.mu.Unlock()
@@ -332,9 +347,7 @@ func (s *Session) dispatch(ws *wstream, env Envelope) {
 func (s *Session) serveRequest(ctx context.Context, r *running, op string, input json.RawMessage, token string) {
 	defer func() {
 		r.cancel()
-		s.mu.Lock()
-		delete(s.running, r.id)
-		s.mu.Unlock()
+		r.forget()
 		r.ws.handlers.Done()
 		s.wg.Done()
 	}()

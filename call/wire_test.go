@@ -425,7 +425,8 @@ func runWire(t *testing.T, target wireTarget, pr *probe) {
 		r := newRaw(t, target.open(t, "caller"))
 		tag := "cascade-" + target.name
 		r.request("parent", "test/parent", map[string]any{"millis": 400, "tag": tag})
-		time.Sleep(100 * time.Millisecond)
+		wait(t, pr.startedCh(tag+"-child"), "the child to start")
+		wait(t, pr.startedCh(tag+"-detached"), "the detached child to start")
 		r.send("call.aborted", "parent", map[string]any{})
 		wait(t, pr.cancelledCh(tag+"-child"), "the child to be cancelled with its parent")
 		wait(t, pr.finishedCh(tag+"-detached"), "the continue-running child to finish")
