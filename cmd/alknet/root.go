@@ -30,6 +30,7 @@ Or just run "alknet serve" to start on an embedded default.`,
 		newPeersCmd(),
 		newConnectCmd(),
 		newSSHConfigCmd(),
+		newSOCKSCmd(),
 	)
 	return root
 }
