@@ -69,7 +69,7 @@ func ParseEncryptedData(b []byte) (*EncryptedData, error) {
 			return bad("field keyVersion: this is a version 1 (@alkdev/storage, PBKDF2) blob, which the vault cannot decrypt")
 		}
 		var ute *json.UnmarshalTypeError
-		if errors.As(err, &ute) {
+		if errors.As(err, &ute) && ute.Field != "" {
 			return bad("field %s: want %s", ute.Field, ute.Type)
 		}
 		return bad("not a JSON object with key_version, salt, iv and data: %v", err)
