@@ -34,6 +34,10 @@ func (c Config) timeout() time.Duration {
 // ends the stream it came on, after a call.error with code INVALID_INPUT and the
 // envelope's id when it could be read (else ""); the connection stays usable. On TLS
 // over TCP the stream is the connection.
+//
+// On a multi-stream transport, a caller may half-close its stream after a request: the
+// calls on it still answer. On a single-stream transport end of input cannot be told
+// from a closed connection, so it cancels everything running.
 type Server struct {
 	// Registry holds the operations served; nil means NewRegistry().
 	Registry *Registry

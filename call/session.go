@@ -38,7 +38,7 @@ type Session struct {
 	timeout  int64     // default timeout, nanoseconds
 	log      *slog.Logger
 	resolve  func(context.Context, string) *core.Identity
-	multi    bool
+	multi    atomic.Bool
 	ctx      context.Context
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
@@ -72,10 +72,10 @@ func newSession(ctx context.Context, c core.Conn, sc sessionConfig) *Session {
 	}
 	s := &Session{
 		conn: c, reg: sc.reg, peer: c.Peer(), timeout: int64(sc.cfg.timeout()), log: sc.log, resolve: sc.resolve,
-		multi: c.Transport() == core.TransportQUIC || c.Transport() == core.TransportPipe,
-		done:  make(chan struct{}), ready: make(chan struct{}),
+		done: make(chan struct{}), ready: make(chan struct{}),
 		streams: make(map[*wstream]struct{}), pending: make(map[string]*pending), running: make(map[string]*running),
 	}
+	s.multi.Store(c.Transport() == core.TransportQUIC || c.Transport() == core.TransportPipe)
 	if sc.peer != nil {
 		s.peer.Identity = sc.peer
 	}
@@ -164,7 +164,7 @@ func (s *Session) addStream(st core.Stream, own bool) *wstream {
 		return nil
 	}
 	s.streams[ws] = struct{}{}
-	if !s.multi && s.shared == nil {
+	if !s.multi.Load() && s.shared == nil {
 		s.shared = ws
 		s.readyOne.Do(func() { close(s.ready) })
 	}
@@ -195,8 +195,9 @@ func (s *Session) read(ws *wstream) {
 			// Tell the other side why, then end the stream: its calls fail, ours stop.
 			ws.write(frame(TypeError, fe.ID, errorPayload(&Error{Code: CodeInvalidInput, Message: "bad frame: " + fe.Msg})))
 			s.endStream(ws, false)
-		case errors.Is(err, io.EOF):
-			s.endStream(ws, true) // the other side finished writing
+		case errors.Is(err, io.EOF) && s.multi.Load():
+			// The other side finished writing (a half-close): its calls still answer.
+			s.endStream(ws, true)
 		default:
 			s.endStream(ws, false)
 		}
@@ -500,7 +501,7 @@ func (s *Session) start(ctx context.Context, op string, input json.RawMessage, s
 // streamFor returns the stream a new call goes on: a new one on multi-stream
 // transports, else the shared one.
 func (s *Session) streamFor(ctx context.Context) (*wstream, error) {
-	if s.multi {
+	if s.multi.Load() {
 		st, err := s.conn.OpenStream(ctx)
 		if err == nil {
 			if ws := s.addStream(st, true); ws != nil {
@@ -514,9 +515,7 @@ func (s *Session) streamFor(ctx context.Context) (*wstream, error) {
 			}
 			return nil, Errorf(CodeInternal, "open stream: %v", err)
 		}
-		s.mu.Lock()
-		s.multi = false
-		s.mu.Unlock()
+		s.multi.Store(false)
 	}
 	select {
 	case <-s.ready:

@@ -482,6 +482,9 @@ func runWire(t *testing.T, target wireTarget, pr *probe) {
 	})
 
 	t.Run("in-flight-call-survives-half-close", func(t *testing.T) {
+		if !target.multi {
+			t.Skip("on a single-stream transport end of input means the connection ended")
+		}
 		// A caller may send its request and close its write side at once.
 		r := newRaw(t, target.open(t, "caller"))
 		r.request("hc", "test/slow", map[string]any{"millis": 50})
