@@ -186,15 +186,17 @@ func holdOpen(t *testing.T, c core.Conn) {
 	}
 }
 
+// tryRoundTrip echoes p on a new stream of c; its timeouts are generous because the
+// race detector and a shared machine can slow a loopback round trip to seconds.
 func tryRoundTrip(c core.Conn, p []byte) bool {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	s, err := c.OpenStream(ctx)
 	if err != nil {
 		return false
 	}
 	defer s.Close()
-	s.SetDeadline(time.Now().Add(2 * time.Second))
+	s.SetDeadline(time.Now().Add(15 * time.Second))
 	if _, err := s.Write(p); err != nil {
 		return false
 	}

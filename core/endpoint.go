@@ -427,6 +427,9 @@ func (id *Identity) name() string {
 // only waits.
 func (e *Endpoint) Shutdown(ctx context.Context) error {
 	first := e.stopAccepting()
+	// The accept loops end promptly once the listeners are closed; waiting for them
+	// first means no connection goroutine can start while we wait for the others.
+	e.loops.Wait()
 	if first {
 		e.mux.shutdownHandlers(ctx)
 	}
@@ -447,6 +450,7 @@ func (e *Endpoint) Shutdown(ctx context.Context) error {
 // Close ends every connection at once and releases the sockets.
 func (e *Endpoint) Close() error {
 	e.stopAccepting()
+	e.loops.Wait()
 	e.closeConns()
 	e.handlers.Wait()
 	e.finish()
