@@ -106,6 +106,9 @@ func (z *Zone) add(rr dns.RR) error {
 	if h.Class != dns.ClassINET {
 		return fmt.Errorf("dns: zone %s: record %q: only class IN is served", z.Origin, h.Name)
 	}
+	if _, err := dns.PackRR(rr, make([]byte, dns.MaxMsgSize), 0, nil, false); err != nil {
+		return fmt.Errorf("dns: zone %s: record %q cannot be encoded: %v", z.Origin, h.Name, err)
+	}
 	if soa, ok := rr.(*dns.SOA); ok {
 		if name != z.Origin {
 			return fmt.Errorf("dns: zone %s: SOA record %q is not at the origin", z.Origin, h.Name)
@@ -171,6 +174,22 @@ func (z *Zone) Records() []dns.RR {
 		}
 	}
 	return out
+}
+
+// Lookup returns the zone's authoritative answer to (name, qtype) as a response
+// message: records, CNAMEs followed inside the zone, wildcard expansion, a referral at
+// a zone cut, or NXDOMAIN/NODATA with the SOA in the authority section. A name outside
+// the zone gets REFUSED.
+func (z *Zone) Lookup(name string, qtype uint16) *dns.Msg {
+	m := new(dns.Msg)
+	m.SetQuestion(dns.Fqdn(name), qtype)
+	m.Response = true
+	if !dns.IsSubDomain(z.Origin, strings.ToLower(m.Question[0].Name)) {
+		m.Rcode = dns.RcodeRefused
+		return m
+	}
+	z.answer(m, m.Question[0].Name, qtype)
+	return m
 }
 
 func (z *Zone) exists(name string) bool {
