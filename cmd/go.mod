@@ -5,18 +5,24 @@ go 1.26.8
 require (
 	github.com/alkdev/alknet/core v0.0.0
 	github.com/alkdev/alknet/ssh v0.0.0-00010101000000-000000000000
+	github.com/alkdev/alknet/vault v0.0.0-00010101000000-000000000000
+	github.com/creack/pty v1.1.24
 	github.com/pelletier/go-toml/v2 v2.4.3
 	github.com/spf13/cobra v1.10.2
 	github.com/spf13/pflag v1.0.9
 	golang.org/x/crypto v0.59.0
+	golang.org/x/term v0.48.0
 )
 
 require (
-	github.com/creack/pty v1.1.24 // indirect
+	filippo.io/age v1.3.2 // indirect
+	filippo.io/hpke v0.4.0 // indirect
 	github.com/inconshreveable/mousetrap v1.1.0 // indirect
 	github.com/quic-go/quic-go v0.64.1 // indirect
+	github.com/tyler-smith/go-bip39 v1.1.0 // indirect
 	golang.org/x/net v0.62.0 // indirect
 	golang.org/x/sys v0.50.0 // indirect
+	golang.org/x/text v0.44.0 // indirect
 )
 
 replace github.com/alkdev/alknet/core => ../core

@@ -13,6 +13,7 @@ import (
 
 	"github.com/alkdev/alknet/core"
 	"github.com/alkdev/alknet/ssh"
+	"github.com/alkdev/alknet/vault"
 	"github.com/pelletier/go-toml/v2"
 )
 
@@ -25,6 +26,7 @@ type Config struct {
 	Limits core.Limits       `toml:"limits"`
 	Peers  []core.PeerConfig `toml:"peers"`
 	SSH    ssh.Config        `toml:"ssh"`
+	Vault  vault.Config      `toml:"vault"`
 
 	// path is the file this was read from; "" for the embedded default.
 	path string

@@ -39,5 +39,6 @@ in addresses written <node-id>@host:port. With --key, print the ID of any key fi
 	}
 	cmd.Flags().StringVar(&configPath, "config", "", "config file (default: as for serve)")
 	cmd.Flags().StringVar(&keyPath, "key", "", "print the ID of this key file instead")
+	addVaultServeFlags(cmd.Flags())
 	return cmd
 }

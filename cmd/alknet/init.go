@@ -34,6 +34,7 @@ and reach it with --identity D/client.key.`,
 	cmd.Flags().StringVar(&dir, "dir", "", "folder for the new node (created if missing)")
 	cmd.Flags().StringVar(&listen, "listen", "0.0.0.0:4433", "address for QUIC and TLS/TCP")
 	cmd.MarkFlagRequired("dir")
+	addVaultInitFlags(cmd.Flags())
 	return cmd
 }
 
@@ -46,16 +47,22 @@ func initNode(dir, listen string) (string, error) {
 	if _, err := os.Stat(cfgPath); err == nil {
 		return "", fmt.Errorf("%s already exists; refusing to overwrite it", cfgPath)
 	}
-	nodeKey := core.GenerateKey()
-	if err := core.WriteKeyFile(filepath.Join(dir, "node.key"), nodeKey, "alknet node"); err != nil {
+	nodeKey, fromVault, err := initVaultNodeKey(dir)
+	if err != nil {
 		return "", err
+	}
+	if !fromVault {
+		nodeKey = core.GenerateKey()
+		if err := core.WriteKeyFile(filepath.Join(dir, "node.key"), nodeKey, "alknet node"); err != nil {
+			return "", err
+		}
 	}
 	owner := core.GenerateKey()
 	if err := core.WriteKeyFile(filepath.Join(dir, "client.key"), owner, "alknet owner"); err != nil {
 		return "", err
 	}
 	ownerID := core.NodeIDOf(owner.Public().(ed25519.PublicKey))
-	text := renderInitConfig(listen, ownerID)
+	text := initVaultConfig(renderInitConfig(listen, ownerID))
 	if _, err := parseConfig([]byte(text), cfgPath); err != nil {
 		return "", fmt.Errorf("generated config is invalid: %w", err)
 	}

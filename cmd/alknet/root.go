@@ -31,6 +31,7 @@ Or just run "alknet serve" to start on an embedded default.`,
 		newConnectCmd(),
 		newSSHConfigCmd(),
 		newSOCKSCmd(),
+		newVaultCmd(),
 	)
 	return root
 }

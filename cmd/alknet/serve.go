@@ -42,6 +42,7 @@ shut down gracefully.`,
 	}
 	cmd.Flags().StringVar(&configPath, "config", "", "config file (default: ./alknet.toml, ~/.config/alknet/alknet.toml, or the embedded default)")
 	cmd.Flags().StringVar(&listen, "listen", "", "override node.listen, e.g. 0.0.0.0:4433")
+	addVaultServeFlags(cmd.Flags())
 	return cmd
 }
 
