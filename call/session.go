@@ -164,7 +164,7 @@ func (s *Session) addStream(st core.Stream, own bool) *wstream {
 		return nil
 	}
 	s.streams[ws] = struct{}{}
-	if !s.multi.Load() && s.shared == nil {
+	if s.shared == nil { // the one stream of a single-stream transport
 		s.shared = ws
 		s.readyOne.Do(func() { close(s.ready) })
 	}
