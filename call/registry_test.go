@@ -11,7 +11,9 @@ import (
 	"github.com/alkdev/alknet/core"
 )
 
-func okOnce(context.Context, json.RawMessage) (json.RawMessage, error) { return json.RawMessage(`1`), nil }
+func okOnce(context.Context, json.RawMessage) (json.RawMessage, error) {
+	return json.RawMessage(`1`), nil
+}
 func okStream(ctx context.Context, _ json.RawMessage, emit func(json.RawMessage) error) error {
 	return emit(json.RawMessage(`1`))
 }
