@@ -90,3 +90,57 @@ func NodeInfoOp(src NodeSource) *Operation {
 		return info, nil
 	}, Public(), Describe("Node ID, version, served ALPNs and uptime."))
 }
+
+// HeartbeatInput is the input of node/heartbeat.
+type HeartbeatInput struct {
+	// Every is the interval as a Go duration ("1s", "250ms"); empty means 1s. The
+	// shortest allowed is 10ms.
+	Every string `json:"every,omitempty"`
+	// Count ends the subscription after this many beats; 0 means until aborted.
+	Count int `json:"count,omitempty"`
+}
+
+// Heartbeat is one output of node/heartbeat.
+type Heartbeat struct {
+	Seq           int       `json:"seq"`
+	Time          time.Time `json:"time"`
+	UptimeSeconds float64   `json:"uptime_seconds"`
+}
+
+// HeartbeatOp returns node/heartbeat, a subscription that emits a beat at a fixed
+// interval: a liveness stream for monitoring. It needs the "call" scope.
+func HeartbeatOp(src NodeSource) *Operation {
+	if src.Started.IsZero() {
+		src.Started = time.Now()
+	}
+	return Subscription("node/heartbeat", func(ctx context.Context, in HeartbeatInput, emit func(Heartbeat) error) error {
+		every := time.Second
+		if in.Every != "" {
+			d, err := time.ParseDuration(in.Every)
+			if err != nil || d < 10*time.Millisecond {
+				return Errorf(CodeInvalidInput, "every %q: want a duration of at least 10ms", in.Every)
+			}
+			every = d
+		}
+		if in.Count < 0 {
+			return Errorf(CodeInvalidInput, "count %d: want 0 or more", in.Count)
+		}
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for seq := 1; in.Count == 0 || seq <= in.Count; seq++ {
+			now := time.Now()
+			if err := emit(Heartbeat{Seq: seq, Time: now.UTC(), UptimeSeconds: now.Sub(src.Started).Seconds()}); err != nil {
+				return err
+			}
+			if seq == in.Count {
+				break
+			}
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		return nil
+	}, Describe("Emit a beat every interval (default 1s), count times or until aborted."))
+}

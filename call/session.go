@@ -573,6 +573,9 @@ func (s *Session) Call(ctx context.Context, op string, input json.RawMessage) (j
 	}
 	p, err := s.start(ctx, op, input, false)
 	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			err = &Error{Code: CodeTimeout, Message: fmt.Sprintf("%s: no reply before the deadline", op), Retryable: true}
+		}
 		return nil, err
 	}
 	ev, err := p.next(ctx)

@@ -3,10 +3,13 @@ module github.com/alkdev/alknet/cmd
 go 1.26.8
 
 require (
+	github.com/alkdev/alknet/call v0.0.0-00010101000000-000000000000
 	github.com/alkdev/alknet/core v0.0.0
+	github.com/alkdev/alknet/dns v0.0.0-00010101000000-000000000000
 	github.com/alkdev/alknet/ssh v0.0.0-00010101000000-000000000000
 	github.com/alkdev/alknet/vault v0.0.0-00010101000000-000000000000
 	github.com/creack/pty v1.1.24
+	github.com/miekg/dns v1.1.73
 	github.com/pelletier/go-toml/v2 v2.4.3
 	github.com/spf13/cobra v1.10.2
 	github.com/spf13/pflag v1.0.9
@@ -17,9 +20,15 @@ require (
 require (
 	filippo.io/age v1.3.2 // indirect
 	filippo.io/hpke v0.4.0 // indirect
+	github.com/bahlo/generic-list-go v0.2.0 // indirect
+	github.com/buger/jsonparser v1.1.2 // indirect
 	github.com/inconshreveable/mousetrap v1.1.0 // indirect
+	github.com/invopop/jsonschema v0.14.0 // indirect
+	github.com/pb33f/ordered-map/v2 v2.3.1 // indirect
 	github.com/quic-go/quic-go v0.64.1 // indirect
+	github.com/santhosh-tekuri/jsonschema/v6 v6.0.3 // indirect
 	github.com/tyler-smith/go-bip39 v1.1.0 // indirect
+	go.yaml.in/yaml/v4 v4.0.0-rc.2 // indirect
 	golang.org/x/net v0.62.0 // indirect
 	golang.org/x/sys v0.50.0 // indirect
 	golang.org/x/text v0.44.0 // indirect

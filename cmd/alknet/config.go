@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/alkdev/alknet/call"
 	"github.com/alkdev/alknet/core"
 	"github.com/alkdev/alknet/ssh"
 	"github.com/alkdev/alknet/vault"
@@ -25,6 +26,7 @@ type Config struct {
 	Node   NodeConfig        `toml:"node"`
 	Limits core.Limits       `toml:"limits"`
 	Peers  []core.PeerConfig `toml:"peers"`
+	Call   call.Config       `toml:"call"`
 	SSH    ssh.Config        `toml:"ssh"`
 	Vault  vault.Config      `toml:"vault"`
 

@@ -5,4 +5,5 @@ package main
 var modules = []module{
 	{"ping", registerPing},
 	{"ssh", registerSSH},
+	{"call", registerCall},
 }
