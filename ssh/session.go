@@ -215,7 +215,10 @@ func (se *session) subsystem(ctx context.Context, h SubsystemHandler) bool {
 func (se *session) environ() []string {
 	env := []string{"PATH=" + defaultPath()}
 	if u, err := user.Current(); err == nil {
-		env = append(env, "USER="+u.Username, "LOGNAME="+u.Username, "HOME="+u.HomeDir)
+		env = append(env, "USER="+u.Username, "LOGNAME="+u.Username)
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		env = append(env, "HOME="+home)
 	}
 	env = append(env, "SHELL="+se.cfg.LoginShell, "ALKNET_PEER="+se.cc.Peer.Name())
 	if se.pty != nil && se.pty.Term != "" {
