@@ -70,19 +70,20 @@ func (c *Client) Close() error {
 	return err
 }
 
-// stream opens a stream for one request.
+// stream opens a stream for one request, on the current connection while it can
+// open more (QUIC, pipes), else on a new one (a single-stream transport such as TLS
+// over TCP, whose connection ends with its stream).
 func (c *Client) stream(ctx context.Context) (core.Stream, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.conn != nil {
 		s, err := c.conn.OpenStream(ctx)
 		if err == nil {
-			if c.conn.Transport() != core.TransportQUIC {
-				c.conn = nil // its one stream is taken; closing the stream closes it
-			}
 			return s, nil
 		}
-		c.conn.Close(core.CodeOK, "")
+		if !errors.Is(err, core.ErrSingleStream) {
+			c.conn.Close(core.CodeOK, "")
+		}
 		c.conn = nil
 	}
 	conn, err := c.dial(ctx)
@@ -94,9 +95,7 @@ func (c *Client) stream(ctx context.Context) (core.Stream, error) {
 		conn.Close(core.CodeOK, "")
 		return nil, err
 	}
-	if conn.Transport() == core.TransportQUIC {
-		c.conn = conn
-	}
+	c.conn = conn
 	return s, nil
 }
 

@@ -1,7 +1,6 @@
 package fs
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -249,7 +248,7 @@ func IsCollection(b []byte) bool { return bytes.HasPrefix(b, []byte(collectionMa
 // readCollection decodes a collection from r entry by entry, calling f for each, and
 // fails on trailing bytes.
 func readCollection(r io.ByteReader, f func(Entry) error) error {
-	w := &canonReader{wireReader{r: r}}
+	w := &wireReader{r: r}
 	bad := func(err error) error {
 		if errors.Is(err, ErrBadCollection) {
 			return err
@@ -315,46 +314,6 @@ func readCollection(r io.ByteReader, f func(Entry) error) error {
 	return nil
 }
 
-// canonReader rejects varints that are not minimally encoded.
-type canonReader struct{ wireReader }
-
-func (c *canonReader) uvarint() (uint64, error) {
-	var x uint64
-	var s uint
-	for i := 0; ; i++ {
-		b, err := c.r.ReadByte()
-		if err != nil {
-			return 0, err
-		}
-		if i == 9 && b > 1 {
-			return 0, errors.New("varint overflows")
-		}
-		if b < 0x80 {
-			if i > 0 && b == 0 {
-				return 0, errors.New("varint not minimal")
-			}
-			return x | uint64(b)<<s, nil
-		}
-		x |= uint64(b&0x7f) << s
-		s += 7
-	}
-}
-
-func (c *canonReader) str(limit int) (string, error) {
-	n, err := c.uvarint()
-	if err != nil {
-		return "", err
-	}
-	if n > uint64(limit) {
-		return "", fmt.Errorf("string of %d bytes, at most %d", n, limit)
-	}
-	b := make([]byte, n)
-	if err := c.full(b); err != nil {
-		return "", err
-	}
-	return string(b), nil
-}
-
 // HashSeq is a hash sequence: a blob of concatenated 32-byte hashes.
 type HashSeq []Hash
 
@@ -379,4 +338,3 @@ func ParseHashSeq(b []byte) (HashSeq, error) {
 	return s, nil
 }
 
-var _ = bufio.NewReader

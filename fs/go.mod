@@ -4,13 +4,13 @@ go 1.26.8
 
 require (
 	github.com/alkdev/alknet/core v0.0.0
+	go.uber.org/goleak v1.3.0
 	lukechampine.com/blake3 v1.4.1
 )
 
 require (
 	github.com/klauspost/cpuid/v2 v2.0.9 // indirect
 	github.com/quic-go/quic-go v0.64.1 // indirect
-	go.uber.org/goleak v1.3.0 // indirect
 	golang.org/x/crypto v0.59.0 // indirect
 	golang.org/x/net v0.62.0 // indirect
 	golang.org/x/sys v0.50.0 // indirect

@@ -259,12 +259,31 @@ type wireReader struct {
 
 func (w *wireReader) byte() (byte, error) { return w.r.ReadByte() }
 
+// uvarint reads a LEB128 varint and rejects overlong (non-minimal) encodings, so every
+// value has exactly one wire form.
 func (w *wireReader) uvarint() (uint64, error) {
-	v, err := binary.ReadUvarint(w.r)
-	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
-		return 0, fmt.Errorf("bad varint: %w", err)
+	var x uint64
+	var s uint
+	for i := 0; ; i++ {
+		b, err := w.r.ReadByte()
+		if err != nil {
+			if i > 0 && errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return 0, err
+		}
+		if i == binary.MaxVarintLen64-1 && b > 1 {
+			return 0, errors.New("varint overflows 64 bits")
+		}
+		if b < 0x80 {
+			if i > 0 && b == 0 {
+				return 0, errors.New("varint is not minimally encoded")
+			}
+			return x | uint64(b)<<s, nil
+		}
+		x |= uint64(b&0x7f) << s
+		s += 7
 	}
-	return v, err
 }
 
 func (w *wireReader) full(p []byte) error {
