@@ -337,4 +337,3 @@ func ParseHashSeq(b []byte) (HashSeq, error) {
 	}
 	return s, nil
 }
-
