@@ -13,6 +13,7 @@ import (
 
 	"github.com/alkdev/alknet/call"
 	"github.com/alkdev/alknet/core"
+	"github.com/alkdev/alknet/dns"
 	"github.com/alkdev/alknet/ssh"
 	"github.com/alkdev/alknet/vault"
 	"github.com/pelletier/go-toml/v2"
@@ -29,6 +30,7 @@ type Config struct {
 	Call   call.Config       `toml:"call"`
 	SSH    ssh.Config        `toml:"ssh"`
 	Vault  vault.Config      `toml:"vault"`
+	DNS    dns.Config        `toml:"dns"`
 
 	// path is the file this was read from; "" for the embedded default.
 	path string

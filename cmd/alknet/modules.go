@@ -5,5 +5,6 @@ package main
 var modules = []module{
 	{"ping", registerPing},
 	{"ssh", registerSSH},
+	{"dns", registerDNS},
 	{"call", registerCall},
 }

@@ -33,6 +33,7 @@ Or just run "alknet serve" to start on an embedded default.`,
 		newSSHConfigCmd(),
 		newSOCKSCmd(),
 		newVaultCmd(),
+		newDNSCmd(),
 	)
 	return root
 }
