@@ -2,6 +2,18 @@ module github.com/alkdev/alknet/sftp
 
 go 1.26.8
 
-require github.com/alkdev/alknet/core v0.0.0
+require (
+	github.com/alkdev/alknet/core v0.0.0
+	github.com/pkg/sftp v1.13.12
+	go.uber.org/goleak v1.3.0
+)
+
+require (
+	github.com/kr/fs v0.1.0 // indirect
+	github.com/quic-go/quic-go v0.64.1 // indirect
+	golang.org/x/crypto v0.59.0 // indirect
+	golang.org/x/net v0.62.0 // indirect
+	golang.org/x/sys v0.50.0 // indirect
+)
 
 replace github.com/alkdev/alknet/core => ../core
