@@ -6,6 +6,7 @@ require (
 	github.com/alkdev/alknet/call v0.0.0-00010101000000-000000000000
 	github.com/alkdev/alknet/core v0.0.0
 	github.com/alkdev/alknet/dns v0.0.0-00010101000000-000000000000
+	github.com/alkdev/alknet/fs v0.0.0
 	github.com/alkdev/alknet/ssh v0.0.0-00010101000000-000000000000
 	github.com/alkdev/alknet/vault v0.0.0-00010101000000-000000000000
 	github.com/creack/pty v1.1.24
@@ -24,6 +25,7 @@ require (
 	github.com/buger/jsonparser v1.1.2 // indirect
 	github.com/inconshreveable/mousetrap v1.1.0 // indirect
 	github.com/invopop/jsonschema v0.14.0 // indirect
+	github.com/klauspost/cpuid/v2 v2.0.9 // indirect
 	github.com/pb33f/ordered-map/v2 v2.3.1 // indirect
 	github.com/quic-go/quic-go v0.64.1 // indirect
 	github.com/santhosh-tekuri/jsonschema/v6 v6.0.3 // indirect
@@ -32,6 +34,7 @@ require (
 	golang.org/x/net v0.62.0 // indirect
 	golang.org/x/sys v0.50.0 // indirect
 	golang.org/x/text v0.44.0 // indirect
+	lukechampine.com/blake3 v1.4.1 // indirect
 )
 
 replace github.com/alkdev/alknet/core => ../core

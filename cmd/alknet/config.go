@@ -14,6 +14,7 @@ import (
 	"github.com/alkdev/alknet/call"
 	"github.com/alkdev/alknet/core"
 	"github.com/alkdev/alknet/dns"
+	"github.com/alkdev/alknet/fs"
 	"github.com/alkdev/alknet/ssh"
 	"github.com/alkdev/alknet/vault"
 	"github.com/pelletier/go-toml/v2"
@@ -31,6 +32,7 @@ type Config struct {
 	SSH    ssh.Config        `toml:"ssh"`
 	Vault  vault.Config      `toml:"vault"`
 	DNS    dns.Config        `toml:"dns"`
+	FS     fs.Config         `toml:"fs"`
 
 	// path is the file this was read from; "" for the embedded default.
 	path string

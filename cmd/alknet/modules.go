@@ -7,4 +7,5 @@ var modules = []module{
 	{"ssh", registerSSH},
 	{"dns", registerDNS},
 	{"call", registerCall},
+	{"fs", registerFS},
 }

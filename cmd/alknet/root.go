@@ -34,6 +34,7 @@ Or just run "alknet serve" to start on an embedded default.`,
 		newSOCKSCmd(),
 		newVaultCmd(),
 		newDNSCmd(),
+		newFSCmd(),
 	)
 	return root
 }
