@@ -1,0 +1,394 @@
+package main
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha256"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/alkdev/alknet/core"
+)
+
+// Forwarding end-to-end tests: stock OpenSSH (-L, -W, -R, -D) through "alknet connect"
+// as ProxyCommand, and curl, against "alknet serve" with [ssh.forward] rules.
+
+// fwdHTTP is a local HTTP server answering "/" with a random body.
+type fwdHTTP struct {
+	port string
+	body []byte
+}
+
+func startFwdHTTP(t *testing.T, size int) *fwdHTTP {
+	t.Helper()
+	body := make([]byte, size)
+	rand.Read(body)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Write(body)
+	}))
+	t.Cleanup(srv.Close)
+	_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
+	return &fwdHTTP{port: port, body: body}
+}
+
+// fwdNode is a node for the forwarding tests: the owner key ("*") and a peer "nofwd"
+// that holds ssh:exec only, for which a rule allows every target.
+type fwdNode struct {
+	*testNode
+	noFwdKey  string
+	transport string // for the ProxyCommand; "" is QUIC with TCP fallback
+}
+
+func startFwdNode(t *testing.T, rules string) *fwdNode {
+	t.Helper()
+	for _, tool := range []string{"ssh", "curl"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not installed (apt-get install openssh-client curl)", tool)
+		}
+	}
+	k := core.GenerateKey()
+	keyFile := filepath.Join(t.TempDir(), "nofwd.key")
+	if err := core.WriteKeyFile(keyFile, k, "nofwd"); err != nil {
+		t.Fatal(err)
+	}
+	extra := rules + fmt.Sprintf(`
+[[ssh.forward.rules]]
+action = "allow"
+target = "*"
+peers = ["nofwd"]
+
+[[peers]]
+name = "nofwd"
+keys = [%q]
+scopes = ["ssh:exec"]
+`, core.NodeIDOf(k.Public().(ed25519.PublicKey)))
+	return &fwdNode{testNode: startNode(t, extra), noFwdKey: keyFile}
+}
+
+func allowRule(target string) string {
+	return fmt.Sprintf("\n[[ssh.forward.rules]]\naction = \"allow\"\ntarget = %q\n", target)
+}
+
+// fwdSSHArgs are OpenSSH client options reaching n with key (both in TLS and in SSH).
+func (n *fwdNode) sshArgs(key string, extra ...string) []string {
+	args := []string{"-F", "/dev/null", "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes",
+		"-o", "UserKnownHostsFile=/dev/null", "-o", "StrictHostKeyChecking=no",
+		"-o", "LogLevel=INFO", "-o", "ConnectTimeout=20", "-o", "ExitOnForwardFailure=yes",
+		"-i", key, "-o", "ProxyCommand=" + n.ProxyCommand("alknet/ssh", key, n.transport)}
+	return append(append(args, extra...), "alknet")
+}
+
+// runSSH runs ssh to completion and returns stdout, stderr and the exit code.
+func (n *fwdNode) runSSH(t *testing.T, key string, stdin []byte, extra ...string) (string, string, int) {
+	t.Helper()
+	cmd := exec.Command("ssh", n.sshArgs(key, extra...)...)
+	cmd.Env = n.Env
+	if stdin != nil {
+		cmd.Stdin = bytes.NewReader(stdin)
+	}
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	done := make(chan error, 1)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(60 * time.Second):
+		cmd.Process.Kill()
+		<-done
+		t.Fatalf("ssh %v did not finish\n%s", extra, errb.String())
+	}
+	return out.String(), errb.String(), cmd.ProcessState.ExitCode()
+}
+
+// bgProc is a long-running client (ssh -N, alknet socks) stopped when the test ends.
+type bgProc struct {
+	cmd    *exec.Cmd
+	stderr *lockedBuffer
+	done   chan struct{}
+}
+
+func startBG(t *testing.T, env []string, name string, args ...string) *bgProc {
+	t.Helper()
+	p := &bgProc{cmd: exec.Command(name, args...), stderr: &lockedBuffer{}, done: make(chan struct{})}
+	p.cmd.Env = env
+	p.cmd.Stderr = p.stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.cmd.Wait(); close(p.done) }()
+	t.Cleanup(p.stop)
+	return p
+}
+
+func (p *bgProc) stop() {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	p.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-p.done:
+	case <-time.After(5 * time.Second):
+		p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+// waitListening waits until something accepts connections on addr.
+func waitListening(t *testing.T, addr string, p *bgProc) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			return
+		}
+		select {
+		case <-p.done:
+			t.Fatalf("%s exited: %s", p.cmd.Path, p.stderr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nothing listens on %s: %s", addr, p.stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// curl runs curl with args and returns the body and exit code.
+func curl(t *testing.T, args ...string) ([]byte, string, int) {
+	t.Helper()
+	cmd := exec.Command("curl", append([]string{"-sS", "--max-time", "30"}, args...)...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	if _, ok := err.(*exec.ExitError); err != nil && !ok {
+		t.Fatal(err)
+	}
+	return out.Bytes(), errb.String(), cmd.ProcessState.ExitCode()
+}
+
+func sameBody(t *testing.T, what string, got, want []byte) {
+	t.Helper()
+	if !bytes.Equal(got, want) {
+		t.Fatalf("%s: got %d bytes (sha256 %x), want %d bytes (sha256 %x)", what, len(got), sha256.Sum256(got), len(want), sha256.Sum256(want))
+	}
+}
+
+// noTargetsLogged fails if the server's log names a forwarded target port.
+func noTargetsLogged(t *testing.T, n *fwdNode, ports ...string) {
+	t.Helper()
+	log := n.Output()
+	for _, p := range ports {
+		if strings.Contains(log, p) {
+			t.Errorf("server log names target port %s:\n%s", p, log)
+		}
+	}
+}
+
+func TestForwardLocalOpenSSH(t *testing.T) {
+	allowed := startFwdHTTP(t, 1<<20)
+	denied := startFwdHTTP(t, 1000)
+	n := startFwdNode(t, allowRule("127.0.0.1:"+allowed.port)+allowRule("alknet-ping"))
+
+	// ssh -N -L to an allowed HTTP server, then curl through it.
+	lp := freeTCPPort(t)
+	p := startBG(t, n.Env, "ssh", n.sshArgs(n.ClientKey, "-N", "-L", lp+":127.0.0.1:"+allowed.port)...)
+	waitListening(t, "127.0.0.1:"+lp, p)
+	for i := range 3 {
+		body, errs, code := curl(t, "http://127.0.0.1:"+lp+"/")
+		if code != 0 {
+			t.Fatalf("curl through -L (%d): exit %d: %s\nssh: %s", i, code, errs, p.stderr.String())
+		}
+		sameBody(t, "curl through ssh -L", body, allowed.body)
+	}
+
+	// The same against a port no rule allows: prohibited.
+	lp2 := freeTCPPort(t)
+	p2 := startBG(t, n.Env, "ssh", n.sshArgs(n.ClientKey, "-N", "-L", lp2+":127.0.0.1:"+denied.port)...)
+	waitListening(t, "127.0.0.1:"+lp2, p2)
+	if body, _, code := curl(t, "http://127.0.0.1:"+lp2+"/"); code == 0 || len(body) != 0 {
+		t.Fatalf("curl to a denied port: exit %d, %d bytes", code, len(body))
+	}
+	waitText(t, p2.stderr, "administratively prohibited")
+
+	// The first forward still works after the refusal on another connection.
+	body, _, code := curl(t, "http://127.0.0.1:"+lp+"/")
+	if code != 0 {
+		t.Fatalf("curl after a refusal: exit %d", code)
+	}
+	sameBody(t, "curl after refusal", body, allowed.body)
+
+	// ssh -W host:port for an allowed target.
+	out, errs, code := n.runSSH(t, n.ClientKey, []byte("GET / HTTP/1.0\r\n\r\n"), "-W", "127.0.0.1:"+allowed.port)
+	if code != 0 || !strings.HasPrefix(out, "HTTP/1.0 200 OK") || !strings.HasSuffix(out, string(allowed.body)) {
+		t.Fatalf("ssh -W: exit %d, %d bytes: %s", code, len(out), errs)
+	}
+	_, errs, code = n.runSSH(t, n.ClientKey, []byte{}, "-W", "127.0.0.1:"+denied.port)
+	if code == 0 || !strings.Contains(errs, "administratively prohibited") {
+		t.Fatalf("ssh -W to a denied port: exit %d: %s", code, errs)
+	}
+
+	// An alknet-<name> target reaches the node's own service: alknet/ping echoes. The
+	// port is ignored (OpenSSH refuses 0 in -W, so any other will do).
+	out, errs, code = n.runSSH(t, n.ClientKey, []byte("hello over ssh"), "-W", "alknet-ping:1")
+	if code != 0 || out != "hello over ssh" {
+		t.Fatalf("ssh -W alknet-ping:1: exit %d, %q: %s", code, out, errs)
+	}
+
+	// A reload applies to the next channel open.
+	f, err := os.OpenFile(n.Config, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString(allowRule("127.0.0.1:" + denied.port))
+	f.Close()
+	n.Reload(t)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		body, _, code := curl(t, "http://127.0.0.1:"+lp2+"/")
+		if code == 0 {
+			sameBody(t, "curl after reload", body, denied.body)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the reloaded rule did not apply: exit %d\n%s", code, n.Output())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	noTargetsLogged(t, n, allowed.port, denied.port)
+}
+
+func TestForwardNoScopeOpenSSH(t *testing.T) {
+	web := startFwdHTTP(t, 1000)
+	n := startFwdNode(t, allowRule("*"))
+	// A rule allows everything for this peer, but it holds no forwarding scope.
+	_, errs, code := n.runSSH(t, n.noFwdKey, []byte{}, "-W", "127.0.0.1:"+web.port)
+	if code == 0 || !strings.Contains(errs, "administratively prohibited") {
+		t.Fatalf("ssh -W without scope: exit %d: %s", code, errs)
+	}
+	_, errs, code = n.runSSH(t, n.noFwdKey, nil, "-N", "-R", "0:127.0.0.1:"+web.port)
+	if code == 0 || !strings.Contains(errs, "remote port forwarding failed") {
+		t.Fatalf("ssh -R without scope: exit %d: %s", code, errs)
+	}
+	lp := freeTCPPort(t)
+	p := startBG(t, n.Env, "ssh", n.sshArgs(n.noFwdKey, "-N", "-D", lp)...)
+	waitListening(t, "127.0.0.1:"+lp, p)
+	if _, _, code := curl(t, "--socks5-hostname", "127.0.0.1:"+lp, "http://localhost:"+web.port+"/"); code == 0 {
+		t.Fatal("ssh -D without scope: curl succeeded")
+	}
+	sp := freeTCPPort(t)
+	s := startBG(t, n.Env, n.Bin, "socks", n.Addr, "--listen", "127.0.0.1:"+sp, "--identity", n.noFwdKey)
+	waitListening(t, "127.0.0.1:"+sp, s)
+	if _, _, code := curl(t, "--socks5", "127.0.0.1:"+sp, "http://127.0.0.1:"+web.port+"/"); code == 0 {
+		t.Fatal("alknet socks without scope: curl succeeded")
+	}
+}
+
+var allocatedRe = regexp.MustCompile(`Allocated port (\d+) for remote forward`)
+
+func TestForwardRemoteOpenSSH(t *testing.T) {
+	web := startFwdHTTP(t, 1<<20)
+	n := startFwdNode(t, "")
+	// Over TLS/TCP the node sees the end of the session as soon as the client exits;
+	// over QUIC, a killed ProxyCommand is noticed only at the idle timeout.
+	n.transport = "tcp"
+	p := startBG(t, n.Env, "ssh", n.sshArgs(n.ClientKey, "-N", "-R", "0:127.0.0.1:"+web.port)...)
+	m := waitMatch(t, p.stderr, allocatedRe)
+	port := m[1]
+	if pn, _ := strconv.Atoi(port); pn == 0 {
+		t.Fatalf("allocated port %s", port)
+	}
+	body, errs, code := curl(t, "http://127.0.0.1:"+port+"/")
+	if code != 0 {
+		t.Fatalf("curl on the remote forward: exit %d: %s\n%s", code, errs, p.stderr.String())
+	}
+	sameBody(t, "curl through ssh -R", body, web.body)
+	// The listener closes with the session.
+	p.stop()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.Dial("tcp", "127.0.0.1:"+port)
+		if err != nil {
+			break
+		}
+		c.Close()
+		if time.Now().After(deadline) {
+			t.Fatal("remote forward listener outlived its session")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	noTargetsLogged(t, n, web.port)
+}
+
+func TestForwardDynamicOpenSSH(t *testing.T) {
+	allowed := startFwdHTTP(t, 1<<20)
+	denied := startFwdHTTP(t, 1000)
+	n := startFwdNode(t, allowRule("127.0.0.1:"+allowed.port))
+	lp := freeTCPPort(t)
+	p := startBG(t, n.Env, "ssh", n.sshArgs(n.ClientKey, "-N", "-D", lp)...)
+	waitListening(t, "127.0.0.1:"+lp, p)
+	// "localhost" travels as a name and resolves on the node, to 127.0.0.1 (allowed).
+	body, errs, code := curl(t, "--socks5-hostname", "127.0.0.1:"+lp, "http://localhost:"+allowed.port+"/")
+	if code != 0 {
+		t.Fatalf("curl --socks5-hostname through ssh -D: exit %d: %s", code, errs)
+	}
+	sameBody(t, "ssh -D", body, allowed.body)
+	if _, _, code := curl(t, "--socks5-hostname", "127.0.0.1:"+lp, "http://localhost:"+denied.port+"/"); code == 0 {
+		t.Fatal("ssh -D to a denied port succeeded")
+	}
+	noTargetsLogged(t, n, allowed.port, denied.port)
+}
+
+func freeTCPPort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	_, port, _ := net.SplitHostPort(l.Addr().String())
+	return port
+}
+
+func waitText(t *testing.T, b *lockedBuffer, s string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(b.String(), s) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %q in: %s", s, b.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func waitMatch(t *testing.T, b *lockedBuffer, re *regexp.Regexp) []string {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if m := re.FindStringSubmatch(b.String()); m != nil {
+			return m
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no match for %s in: %s", re, b.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
