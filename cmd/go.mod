@@ -7,6 +7,7 @@ require (
 	github.com/alkdev/alknet/core v0.0.0
 	github.com/alkdev/alknet/dns v0.0.0-00010101000000-000000000000
 	github.com/alkdev/alknet/fs v0.0.0
+	github.com/alkdev/alknet/sftp v0.0.0-00010101000000-000000000000
 	github.com/alkdev/alknet/ssh v0.0.0-00010101000000-000000000000
 	github.com/alkdev/alknet/vault v0.0.0-00010101000000-000000000000
 	github.com/creack/pty v1.1.24
@@ -26,7 +27,9 @@ require (
 	github.com/inconshreveable/mousetrap v1.1.0 // indirect
 	github.com/invopop/jsonschema v0.14.0 // indirect
 	github.com/klauspost/cpuid/v2 v2.0.9 // indirect
+	github.com/kr/fs v0.1.0 // indirect
 	github.com/pb33f/ordered-map/v2 v2.3.1 // indirect
+	github.com/pkg/sftp v1.13.12 // indirect
 	github.com/quic-go/quic-go v0.64.1 // indirect
 	github.com/santhosh-tekuri/jsonschema/v6 v6.0.3 // indirect
 	github.com/tyler-smith/go-bip39 v1.1.0 // indirect

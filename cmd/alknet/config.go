@@ -15,6 +15,7 @@ import (
 	"github.com/alkdev/alknet/core"
 	"github.com/alkdev/alknet/dns"
 	"github.com/alkdev/alknet/fs"
+	"github.com/alkdev/alknet/sftp"
 	"github.com/alkdev/alknet/ssh"
 	"github.com/alkdev/alknet/vault"
 	"github.com/pelletier/go-toml/v2"
@@ -33,6 +34,7 @@ type Config struct {
 	Vault  vault.Config      `toml:"vault"`
 	DNS    dns.Config        `toml:"dns"`
 	FS     fs.Config         `toml:"fs"`
+	SFTP   sftp.Config       `toml:"sftp"`
 
 	// path is the file this was read from; "" for the embedded default.
 	path string

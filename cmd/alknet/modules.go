@@ -8,4 +8,5 @@ var modules = []module{
 	{"dns", registerDNS},
 	{"call", registerCall},
 	{"fs", registerFS},
+	{"sftp", registerSFTP},
 }
