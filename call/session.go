@@ -136,25 +136,71 @@ func (s *Session) shutdown() {
 	close(s.done)
 }
 
-// wstream is one stream of the session, with its reader and a write lock.
+// readers recycles the read buffers of streams: on QUIC every call has its own.
+var readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 8<<10) }}
+
+// maxUnflushed bounds the bytes queued on a stream while a write is in progress; past
+// it writers wait, so a peer that stops reading slows its producers down.
+const maxUnflushed = 1 << 20
+
+// wstream is one stream of the session, with its reader and a write queue.
 type wstream struct {
 	s        core.Stream
 	own      bool // opened by us for one outgoing call
 	ctx      context.Context
 	cancel   context.CancelFunc
-	wmu      sync.Mutex
 	handlers sync.WaitGroup // the other side's calls running on this stream
+
+	wmu      sync.Mutex
+	drained  *sync.Cond // signalled when a flush round ends
+	queue    []byte     // frames waiting for the writer in progress
+	spare    []byte
+	flushing bool
+	werr     error
 }
 
+// write queues a frame. Concurrent writers are combined: whoever finds no write in
+// progress writes everything queued, in rounds, so many small frames share one system
+// call. A frame queued behind a write in progress returns at once; a later write
+// reports the failure if the stream breaks.
 func (ws *wstream) write(b []byte) error {
 	ws.wmu.Lock()
 	defer ws.wmu.Unlock()
-	_, err := ws.s.Write(b)
-	return err
+	for ws.flushing && len(ws.queue) >= maxUnflushed && ws.werr == nil {
+		ws.drained.Wait()
+	}
+	if ws.werr != nil {
+		return ws.werr
+	}
+	ws.queue = append(ws.queue, b...)
+	if ws.flushing {
+		return nil
+	}
+	ws.flushing = true
+	for len(ws.queue) > 0 && ws.werr == nil {
+		out := ws.queue
+		ws.queue = ws.spare[:0]
+		ws.wmu.Unlock()
+		_, err := ws.s.Write(out)
+		ws.wmu.Lock()
+		if cap(out) <= 64<<10 {
+			ws.spare = out[:0]
+		} else {
+			ws.spare = nil
+		}
+		if err != nil {
+			ws.werr = err
+			ws.queue = nil
+		}
+		ws.drained.Broadcast()
+	}
+	ws.flushing = false
+	return ws.werr
 }
 
 func (s *Session) addStream(st core.Stream, own bool) *wstream {
 	ws := &wstream{s: st, own: own}
+	ws.drained = sync.NewCond(&ws.wmu)
 	ws.ctx, ws.cancel = context.WithCancel(s.ctx)
 	s.mu.Lock()
 	if s.closed {
@@ -177,7 +223,12 @@ func (s *Session) addStream(st core.Stream, own bool) *wstream {
 // read handles one stream's frames until it ends.
 func (s *Session) read(ws *wstream) {
 	defer s.wg.Done()
-	br := bufio.NewReaderSize(ws.s, 32<<10)
+	br := readers.Get().(*bufio.Reader)
+	br.Reset(ws.s)
+	defer func() {
+		br.Reset(nil)
+		readers.Put(br)
+	}()
 	for {
 		body, err := ReadFrame(br)
 		if err == nil {
