@@ -67,8 +67,10 @@ type Options struct {
 	// Key is the node key: it names the node's own records and signs its pkarr packet.
 	// Nil disables the node records.
 	Key ed25519.PrivateKey
-	// ALPNs lists the services the node advertises in its own records.
-	ALPNs []string
+	// Advertise returns the node's addresses (host:port) and ALPNs for its own records.
+	// Config.Addresses, when set, replaces the addresses it returns. Nil advertises
+	// Config.Addresses and the DNS ALPNs.
+	Advertise func() (addrs, alpns []string)
 	// Logger receives errors and update events; it never receives names looked up.
 	// Nil means slog.Default().
 	Logger *slog.Logger
@@ -159,8 +161,10 @@ func (s *Server) Reload(cfg Config) error {
 	if err != nil {
 		return err
 	}
-	s.cfg.Zones, s.cfg.NodeZone, s.cfg.Addresses = cfg.Zones, cfg.NodeZone, cfg.Addresses
 	s.zones.Store(zs)
+	s.mu.Lock()
+	s.cfg.Zones, s.cfg.NodeZone, s.cfg.Addresses = cfg.Zones, cfg.NodeZone, cfg.Addresses
+	s.mu.Unlock()
 	return nil
 }
 
@@ -173,24 +177,17 @@ func (s *Server) loadZones(cfg Config) (*zoneSet, error) {
 		}
 		zones = append(zones, z)
 	}
-	if cfg.NodeZone != "" && s.opts.Key != nil {
+	if cfg.NodeZone != "" {
 		origin := strings.ToLower(dns.Fqdn(cfg.NodeZone))
-		var target *Zone
-		for i, z := range zones {
-			if z.Origin == origin {
-				target = z
-				// Add the node's records to a copy of the zone.
-				rrs := append(z.Records(), NodeRecords(s.opts.Key.Public().(ed25519.PublicKey), origin, cfg.Addresses, s.opts.ALPNs, 300)...)
-				nz, err := NewZone(origin, rrs)
-				if err != nil {
-					return nil, err
-				}
-				nz.File = z.File
-				zones[i] = nz
-			}
+		found := false
+		for _, z := range zones {
+			found = found || z.Origin == origin
 		}
-		if target == nil {
+		if !found {
 			return nil, fmt.Errorf("dns: node_zone %s is not one of the served zones", cfg.NodeZone)
+		}
+		if s.opts.Key == nil {
+			return nil, errors.New("dns: node_zone needs the node key (Options.Key)")
 		}
 	}
 	return newZoneSet(zones)
@@ -221,6 +218,72 @@ func NodeRecords(key ed25519.PublicKey, zone string, addrs, alpns []string, ttl 
 		add("alpn=" + a)
 	}
 	return rrs
+}
+
+// advertised returns the addresses and ALPNs for the node's own records.
+func (s *Server) advertised() (addrs, alpns []string) {
+	if s.opts.Advertise != nil {
+		addrs, alpns = s.opts.Advertise()
+	} else {
+		alpns = []string{ALPNDoQ, ALPNDoT}
+	}
+	s.mu.Lock()
+	if len(s.cfg.Addresses) > 0 {
+		addrs = s.cfg.Addresses
+	}
+	s.mu.Unlock()
+	return addrs, alpns
+}
+
+// nodeName is "_alknet.<node-id>.<node zone>" in lower case, or "".
+func (s *Server) nodeName() string {
+	s.mu.Lock()
+	zone := s.cfg.NodeZone
+	s.mu.Unlock()
+	if zone == "" || s.opts.Key == nil {
+		return ""
+	}
+	return strings.ToLower(NodeRecords(s.opts.Key.Public().(ed25519.PublicKey), zone, nil, []string{""}, 0)[0].Header().Name)
+}
+
+// nodeAnswer answers the node's own name from what it advertises now.
+func (s *Server) nodeAnswer(m *dns.Msg, z *Zone, q dns.Question) {
+	m.Authoritative = true
+	if q.Qtype != dns.TypeTXT && q.Qtype != dns.TypeANY {
+		m.Ns = append(m.Ns, z.negativeSOA())
+		return
+	}
+	s.mu.Lock()
+	zone := s.cfg.NodeZone
+	s.mu.Unlock()
+	addrs, alpns := s.advertised()
+	m.Answer = copyRRs(NodeRecords(s.opts.Key.Public().(ed25519.PublicKey), zone, addrs, alpns, 300), q.Name)
+}
+
+// NodePacket returns the node's own records signed as a pkarr packet with the node key.
+func (s *Server) NodePacket() (*SignedPacket, error) {
+	if s.opts.Key == nil {
+		return nil, errors.New("dns: no node key (Options.Key)")
+	}
+	addrs, alpns := s.advertised()
+	return NodePacket(s.opts.Key, addrs, alpns, 300)
+}
+
+// Publish signs the node's records, keeps them in the server's own store (so the pkarr
+// zone answers for the node at once) and, when a relay is configured, publishes them
+// there.
+func (s *Server) Publish(ctx context.Context) error {
+	sp, err := s.NodePacket()
+	if err != nil {
+		return err
+	}
+	if err := s.store.Put(sp); err != nil {
+		return err
+	}
+	if s.relay == nil {
+		return nil
+	}
+	return s.relay.Publish(ctx, sp)
 }
 
 // NodePacket signs the node's records ([NodeRecords]) as a pkarr packet.
@@ -276,6 +339,10 @@ func (s *Server) Handle(ctx context.Context, req *dns.Msg, info Info) *dns.Msg {
 		return resp
 	}
 	if z := s.zones.Load().find(name); z != nil {
+		if name == s.nodeName() {
+			s.nodeAnswer(resp, z, q)
+			return resp
+		}
 		z.answer(resp, q.Name, q.Qtype)
 		return resp
 	}

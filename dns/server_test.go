@@ -62,15 +62,25 @@ func TestForwarder(t *testing.T) {
 func TestNodeRecordsInZone(t *testing.T) {
 	key := core.GenerateKey()
 	srv, err := alkdns.NewServer(alkdns.Config{Zones: []string{testZone}, NodeZone: "example.test", Addresses: []string{"192.0.2.1:4433"}},
-		alkdns.Options{Key: key, ALPNs: []string{"doq", "dot"}, Logger: quietLogger()})
+		alkdns.Options{Key: key, Logger: quietLogger(), Advertise: func() ([]string, []string) { return []string{"203.0.113.9:1"}, []string{"doq", "dot"} }})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { srv.Close() })
 	name := "_alknet." + string(core.NodeIDOf(pub(key))) + ".example.test."
 	r := srv.Handle(ctxT(t), query(name, dns.TypeTXT), alkdns.Info{})
-	if r.Rcode != dns.RcodeSuccess || len(r.Answer) != 3 || !strings.Contains(r.Answer[0].String(), "addr=192.0.2.1:4433") {
+	if r.Rcode != dns.RcodeSuccess || len(r.Answer) != 3 || !strings.Contains(r.Answer[0].String(), "addr=192.0.2.1:4433") || !r.Authoritative {
 		t.Fatalf("node records: %v", r)
+	}
+	if r := srv.Handle(ctxT(t), query(name, dns.TypeA), alkdns.Info{}); r.Rcode != dns.RcodeSuccess || len(r.Answer) != 0 || len(r.Ns) != 1 {
+		t.Fatalf("node name, type A: %v, want NODATA", r)
+	}
+	sp, err := srv.NodePacket()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if recs := sp.Records(alkdns.RelativeName(pub(key), "_alknet")); len(recs) != 3 {
+		t.Fatalf("node packet records: %v", recs)
 	}
 	if _, err := alkdns.NewServer(alkdns.Config{Zones: []string{testZone}, NodeZone: "other.test"}, alkdns.Options{Key: key}); err == nil {
 		t.Fatal("node_zone outside the served zones accepted")
