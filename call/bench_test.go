@@ -358,4 +358,3 @@ func BenchmarkBreakdown(b *testing.B) {
 		<-done
 	})
 }
-
