@@ -105,6 +105,7 @@ var vaultInit struct {
 	enabled bool
 	restore bool
 	words   int
+	work    int
 }
 
 // addVaultInitFlags adds --vault, --vault-restore, --vault-words and the passphrase
@@ -113,6 +114,7 @@ func addVaultInitFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&vaultInit.enabled, "vault", false, "derive the node key and SSH host key from a new vault (vault.age, passphrase-protected); prints its mnemonic once")
 	fs.BoolVar(&vaultInit.restore, "vault-restore", false, "with --vault: restore the vault from a mnemonic read from stdin instead of creating a new one")
 	fs.IntVar(&vaultInit.words, "vault-words", 24, "with --vault: mnemonic length (12, 15, 18, 21 or 24 words)")
+	fs.IntVar(&vaultInit.work, "vault-work-factor", vault.DefaultWorkFactor, "with --vault: scrypt work factor (10 to 22) of the vault file")
 	addVaultServeFlags(fs)
 }
 
@@ -141,7 +143,7 @@ func initVaultNodeKey(dir string) (key ed25519.PrivateKey, ok bool, err error) {
 		return nil, true, err
 	}
 	defer m.Wipe()
-	if err := createVaultFile(path, m, &vaultPass, false); err != nil {
+	if err := createVaultFile(path, m, &vaultPass, false, vaultInit.work); err != nil {
 		return nil, true, err
 	}
 	if !vaultInit.restore {

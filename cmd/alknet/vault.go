@@ -23,6 +23,7 @@ type vaultCLI struct {
 	configPath string
 	file       string
 	pass       passSource
+	workFactor int
 }
 
 func newVaultCmd() *cobra.Command {
@@ -50,6 +51,7 @@ passphrase is asked on the terminal, or read with --passphrase-file FILE or
 	pf.StringVar(&v.configPath, "config", "", "config file whose data folder holds the vault (default: as for serve)")
 	pf.StringVar(&v.file, "vault", "", "vault file (default: [vault] file in the config's data folder)")
 	v.pass.register(pf, "")
+	pf.IntVar(&v.workFactor, "work-factor", vault.DefaultWorkFactor, "scrypt work factor (log2 N, 10 to 22) of a new vault file: each step up doubles the time and memory an unlock (and a guess) costs")
 	cmd.AddCommand(v.initCmd(), v.restoreCmd(), v.deriveCmd(), v.mnemonicToSeedCmd(),
 		v.encryptCmd(), v.decryptCmd(), v.rotateCmd(), v.pubkeyCmd())
 	return cmd
@@ -102,7 +104,7 @@ func unlockVaultFile(path string, pass *passSource) (*vault.Vault, error) {
 }
 
 // createVaultFile asks for a new passphrase and writes m to path.
-func createVaultFile(path string, m *vault.Mnemonic, pass *passSource, overwrite bool) error {
+func createVaultFile(path string, m *vault.Mnemonic, pass *passSource, overwrite bool, workFactor int) error {
 	if !overwrite {
 		if _, err := os.Stat(path); err == nil {
 			return fmt.Errorf("%s already exists; refusing to overwrite it (use --force to replace it)", path)
@@ -116,7 +118,7 @@ func createVaultFile(path string, m *vault.Mnemonic, pass *passSource, overwrite
 		return err
 	}
 	defer vault.Wipe(p)
-	return vault.WriteFile(path, m, p, &vault.FileOptions{Overwrite: overwrite})
+	return vault.WriteFile(path, m, p, &vault.FileOptions{Overwrite: overwrite, WorkFactor: workFactor})
 }
 
 // vaultSummary describes the keys a mnemonic gives a node.
@@ -169,7 +171,7 @@ print the mnemonic once on stdout, with a warning on stderr.`,
 				return err
 			}
 			defer m.Wipe()
-			if err := createVaultFile(path, m, &v.pass, force); err != nil {
+			if err := createVaultFile(path, m, &v.pass, force, v.workFactor); err != nil {
 				return err
 			}
 			nodeID, host, err := vaultSummary(m)
@@ -211,7 +213,7 @@ func (v *vaultCLI) restoreCmd() *cobra.Command {
 				return err
 			}
 			defer m.Wipe()
-			if err := createVaultFile(path, m, &v.pass, force); err != nil {
+			if err := createVaultFile(path, m, &v.pass, force, v.workFactor); err != nil {
 				return err
 			}
 			nodeID, host, err := vaultSummary(m)
