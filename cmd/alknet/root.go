@@ -35,6 +35,7 @@ Or just run "alknet serve" to start on an embedded default.`,
 		newVaultCmd(),
 		newDNSCmd(),
 		newFSCmd(),
+		newSFTPCmd(),
 	)
 	return root
 }
