@@ -31,7 +31,8 @@ type ticksIn struct {
 	// N is the number of ticks; 0 means until aborted.
 	N        int `json:"n,omitempty"`
 	EveryMS  int `json:"every_ms,omitempty"`
-	StartsAt int `json:"starts_at,omitempty"`
+	StartsAt int    `json:"starts_at,omitempty"`
+	Tag      string `json:"tag,omitempty"` // names the probe channel closed on abort
 }
 
 // probe records what handlers saw, so tests can assert cancellation.
@@ -112,13 +113,17 @@ func testRegistry(t testing.TB, pr *probe) *call.Registry {
 		every := time.Duration(max(in.EveryMS, 1)) * time.Millisecond
 		for i := 0; in.N == 0 || i < in.N; i++ {
 			if err := emit(in.StartsAt + i); err != nil {
-				close(pr.cancelledCh("ticks"))
+				if in.Tag != "" {
+					close(pr.cancelledCh(in.Tag))
+				}
 				return err
 			}
 			select {
 			case <-time.After(every):
 			case <-ctx.Done():
-				close(pr.cancelledCh("ticks"))
+				if in.Tag != "" {
+					close(pr.cancelledCh(in.Tag))
+				}
 				return ctx.Err()
 			}
 		}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/alkdev/alknet/call"
 	"github.com/alkdev/alknet/core"
@@ -188,5 +189,42 @@ func TestNullInput(t *testing.T) {
 	}
 	if out, err := call.Do[string](ctx, l, "n/any", nil); err != nil || out != "null" {
 		t.Errorf("null for any: %q, %v", out, err)
+	}
+}
+
+func TestBuiltins(t *testing.T) {
+	reg := call.NewRegistry()
+	started := time.Now().Add(-time.Hour)
+	src := call.NodeSource{NodeID: "id", Version: "v1", ALPNs: func() []string { return []string{"a", "b"} }, Started: started}
+	reg.MustRegister(call.NodeInfoOp(src))
+	reg.MustRegister(call.HeartbeatOp(src))
+	ctx := context.Background()
+	anon := reg.Local(core.Peer{})
+	info, err := call.Do[call.NodeInfo](ctx, anon, "node/info", struct{}{})
+	if err != nil || info.NodeID != "id" || info.Version != "v1" || len(info.ALPNs) != 2 || info.UptimeSeconds < 3600 || !info.StartedAt.Equal(started) {
+		t.Fatalf("node/info = %+v, %v", info, err)
+	}
+	for _, err := range anon.Subscribe(ctx, "node/heartbeat", nil) {
+		if !errors.Is(err, call.ErrForbidden) {
+			t.Fatalf("anonymous heartbeat: %v", err)
+		}
+	}
+	member := reg.Local(core.Peer{Identity: &core.Identity{Name: "m", Scopes: []string{"call"}}})
+	var seqs []int
+	for hb, err := range call.Stream[call.Heartbeat](ctx, member, "node/heartbeat", call.HeartbeatInput{Every: "10ms", Count: 3}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		seqs = append(seqs, hb.Seq)
+	}
+	if len(seqs) != 3 || seqs[2] != 3 {
+		t.Fatalf("heartbeat seqs = %v", seqs)
+	}
+	for _, in := range []call.HeartbeatInput{{Every: "1ns"}, {Every: "soon"}, {Count: -1}} {
+		for _, err := range call.Stream[call.Heartbeat](ctx, member, "node/heartbeat", in) {
+			if !errors.Is(err, call.ErrInvalidInput) {
+				t.Errorf("heartbeat %+v: %v", in, err)
+			}
+		}
 	}
 }

@@ -52,6 +52,7 @@ type Session struct {
 	streams map[*wstream]struct{}
 	pending map[string]*pending // our calls, by id
 	running map[string]*running // the other side's calls, by id
+	stopped map[string]bool     // ids we sent call.aborted for after they ended
 }
 
 // sessionConfig is what Server and Dial pass to newSession.
@@ -73,7 +74,7 @@ func newSession(ctx context.Context, c core.Conn, sc sessionConfig) *Session {
 	s := &Session{
 		conn: c, reg: sc.reg, peer: c.Peer(), timeout: int64(sc.cfg.timeout()), log: sc.log, resolve: sc.resolve,
 		done: make(chan struct{}), ready: make(chan struct{}),
-		streams: make(map[*wstream]struct{}), pending: make(map[string]*pending), running: make(map[string]*running),
+		streams: make(map[*wstream]struct{}), pending: make(map[string]*pending), running: make(map[string]*running), stopped: make(map[string]bool),
 	}
 	s.multi.Store(c.Transport() == core.TransportQUIC || c.Transport() == core.TransportPipe)
 	if sc.peer != nil {
@@ -296,8 +297,21 @@ func (s *Session) handle(ws *wstream, env Envelope) {
 		s.mu.Lock()
 		p := s.pending[env.ID]
 		if p == nil {
+			// A late frame for a finished or aborted call. If it is an output on a
+			// shared stream, the other side may still be producing (a subscription
+			// called through Call): ask it once to stop.
+			stop := env.Type == TypeResponded && !ws.own && !s.stopped[env.ID]
+			if stop {
+				if len(s.stopped) >= 1024 {
+					clear(s.stopped)
+				}
+				s.stopped[env.ID] = true
+			}
 			s.mu.Unlock()
-			return // late frames for a finished or aborted call
+			if stop {
+				ws.write(frame(TypeAborted, env.ID, []byte("{}")))
+			}
+			return
 		}
 		var ev event
 		terminal := true
@@ -583,10 +597,12 @@ func (s *Session) streamFor(ctx context.Context) (*wstream, error) {
 	return s.shared, nil
 }
 
-// release ends our half of a per-call stream once its call is over.
+// release closes a per-call stream once its call is over. Closing both directions
+// (not just ours) means a callee still writing, say a subscription answered through
+// Call, gets an error and stops.
 func (s *Session) release(ws *wstream) {
 	if ws.own {
-		ws.s.CloseWrite()
+		ws.s.Close()
 	}
 }
 

@@ -99,6 +99,15 @@ func TestClient(t *testing.T) {
 					break
 				}
 			}
+			// A subscription called through Call returns its first output, and the
+			// client then stops it.
+			tag := "call-on-sub-" + target.name
+			first, err := s.Call(ctx, "test/ticks", json.RawMessage(`{"every_ms":5,"starts_at":7,"tag":"`+tag+`"}`))
+			if err != nil || string(first) != "7" {
+				t.Fatalf("Call on a subscription: %s, %v", first, err)
+			}
+			wait(t, pr.cancelledCh(tag), "the subscription called through Call to stop")
+
 			// The stream a subscription error ends with.
 			for _, err := range s.Subscribe(ctx, "test/ticks", json.RawMessage(`{"n":"x"}`)) {
 				if !errors.Is(err, call.ErrInvalidInput) {

@@ -399,13 +399,14 @@ func runWire(t *testing.T, target wireTarget, pr *probe) {
 
 	t.Run("subscription-abort", func(t *testing.T) {
 		r := newRaw(t, target.open(t, "caller"))
-		r.request("forever", "test/ticks", map[string]any{"every_ms": 5})
+		tag := "ticks-" + target.name
+		r.request("forever", "test/ticks", map[string]any{"every_ms": 5, "tag": tag})
 		var v int
 		r.output("forever", &v)
 		r.output("forever", &v)
 		r.send("call.aborted", "forever", map[string]any{})
 		r.send("call.aborted", "unknown-id", map[string]any{}) // ignored
-		wait(t, pr.cancelledCh("ticks"), "the subscription handler to see its abort")
+		wait(t, pr.cancelledCh(tag), "the subscription handler to see its abort")
 		// Ticks already in flight may still arrive; nothing ends the id after the abort,
 		// and the stream keeps working.
 		r.request("after", "test/echo", map[string]any{"msg": "after abort"})
