@@ -29,8 +29,8 @@ type slowIn struct {
 
 type ticksIn struct {
 	// N is the number of ticks; 0 means until aborted.
-	N        int `json:"n,omitempty"`
-	EveryMS  int `json:"every_ms,omitempty"`
+	N        int    `json:"n,omitempty"`
+	EveryMS  int    `json:"every_ms,omitempty"`
 	StartsAt int    `json:"starts_at,omitempty"`
 	Tag      string `json:"tag,omitempty"` // names the probe channel closed on abort
 }
