@@ -14,6 +14,7 @@ import (
 
 	"github.com/alkdev/alknet/core"
 	"github.com/miekg/dns"
+	"github.com/quic-go/quic-go"
 )
 
 // Forwarder sends a query upstream and returns the answer.
@@ -25,6 +26,7 @@ type Forwarder interface {
 //
 //	udp://host:port                 plain DNS (TCP when the answer is truncated)
 //	tls://host:port                 DoT, verified against the system's CAs
+//	quic://host:port                DoQ, verified against the system's CAs
 //	doq://<node-id>@host:port       DoQ to an alknet node, pinned by its key
 //	dot://<node-id>@host:port       DoT to an alknet node, pinned by its key
 //
@@ -32,7 +34,7 @@ type Forwarder interface {
 func NewForwarder(spec string, key ed25519.PrivateKey) (Forwarder, error) {
 	u, err := url.Parse(spec)
 	if err != nil || u.Host == "" {
-		return nil, fmt.Errorf("dns: forwarder %q: write it as udp://host:port, tls://host:port, doq://<node-id>@host:port or dot://<node-id>@host:port", spec)
+		return nil, fmt.Errorf("dns: forwarder %q: write it as udp://host:port, tls://host:port, quic://host:port, doq://<node-id>@host:port or dot://<node-id>@host:port", spec)
 	}
 	hostport := u.Host
 	if _, _, err := net.SplitHostPort(hostport); err != nil {
@@ -44,6 +46,9 @@ func NewForwarder(spec string, key ed25519.PrivateKey) (Forwarder, error) {
 	case "tls":
 		host, _, _ := net.SplitHostPort(hostport)
 		return &plainForwarder{addr: hostport, tls: &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}}, nil
+	case "quic":
+		host, _, _ := net.SplitHostPort(hostport)
+		return &quicForwarder{addr: hostport, tls: &tls.Config{ServerName: host, NextProtos: []string{ALPNDoQ}, MinVersion: tls.VersionTLS13}}, nil
 	case "doq", "dot":
 		if u.User == nil {
 			return nil, fmt.Errorf("dns: forwarder %q: an alknet upstream needs its node ID: %s://<node-id>@host:port", spec, u.Scheme)
@@ -54,7 +59,7 @@ func NewForwarder(spec string, key ed25519.PrivateKey) (Forwarder, error) {
 		}
 		return &Client{Addr: addr, Key: key, DoT: u.Scheme == "dot"}, nil
 	}
-	return nil, fmt.Errorf("dns: forwarder %q: scheme must be udp, tls, doq or dot", spec)
+	return nil, fmt.Errorf("dns: forwarder %q: scheme must be udp, tls, quic, doq or dot", spec)
 }
 
 type plainForwarder struct {
@@ -237,6 +242,90 @@ func ExchangeDoQ(ctx context.Context, c core.Conn, m *dns.Msg) (*dns.Msg, error)
 		if strings.Contains(err.Error(), "Application error") {
 			return nil, fmt.Errorf("%w: %v", ErrDoQClosed, err)
 		}
+		return nil, err
+	}
+	r := new(dns.Msg)
+	if err := r.Unpack(raw); err != nil {
+		return nil, fmt.Errorf("dns: malformed answer: %w", err)
+	}
+	r.Id = m.Id
+	return r, nil
+}
+
+// quicForwarder is DoQ to a public resolver: one held QUIC connection, verified
+// against the system's CAs, a stream per query.
+type quicForwarder struct {
+	addr string
+	tls  *tls.Config
+
+	mu   sync.Mutex
+	conn *quic.Conn
+}
+
+func (f *quicForwarder) connect(ctx context.Context) (*quic.Conn, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.conn != nil && f.conn.Context().Err() == nil {
+		return f.conn, nil
+	}
+	conn, err := quic.DialAddr(ctx, f.addr, f.tls, &quic.Config{KeepAlivePeriod: 15 * time.Second})
+	if err != nil {
+		return nil, err
+	}
+	f.conn = conn
+	return conn, nil
+}
+
+func (f *quicForwarder) Exchange(ctx context.Context, m *dns.Msg) (*dns.Msg, error) {
+	var err error
+	for attempt := 0; attempt < 2; attempt++ {
+		var conn *quic.Conn
+		if conn, err = f.connect(ctx); err != nil {
+			return nil, err
+		}
+		var r *dns.Msg
+		if r, err = exchangeQUIC(ctx, conn, m); err == nil {
+			return r, nil
+		}
+		conn.CloseWithError(quic.ApplicationErrorCode(DoQNoError), "")
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, err
+}
+
+func (f *quicForwarder) Close() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.conn != nil {
+		f.conn.CloseWithError(quic.ApplicationErrorCode(DoQNoError), "")
+		f.conn = nil
+	}
+	return nil
+}
+
+func exchangeQUIC(ctx context.Context, conn *quic.Conn, m *dns.Msg) (*dns.Msg, error) {
+	q := m.Copy()
+	q.Id = 0
+	b, err := q.Pack()
+	if err != nil {
+		return nil, err
+	}
+	st, err := conn.OpenStreamSync(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer st.CancelRead(0)
+	if dl, ok := ctx.Deadline(); ok {
+		st.SetDeadline(dl)
+	}
+	if _, err := st.Write(frame(b)); err != nil {
+		return nil, err
+	}
+	st.Close()
+	raw, err := readFrame(st, nil)
+	if err != nil {
 		return nil, err
 	}
 	r := new(dns.Msg)

@@ -34,7 +34,8 @@ type Config struct {
 	// Default 100; negative means no limit.
 	RateLimit int `toml:"rate_limit"`
 	// Forwarder answers names outside every served zone: "udp://host:port",
-	// "tls://host:port" (DoT with the system's CAs), or an alknet node pinned by key,
+	// "tls://host:port" (DoT) or "quic://host:port" (DoQ), both verified against the
+	// system's CAs, or an alknet node pinned by key,
 	// "doq://<node-id>@host:port" or "dot://<node-id>@host:port". Empty (the default)
 	// means such names are REFUSED.
 	Forwarder string `toml:"forwarder"`
@@ -292,9 +293,20 @@ func NodePacket(key ed25519.PrivateKey, addrs, alpns []string, ttl uint32) (*Sig
 }
 
 // Handle answers one query. It never returns nil: a query it cannot answer gets an
-// error rcode. The caller sets transport-specific details (message ID, padding,
-// truncation).
-func (s *Server) Handle(ctx context.Context, req *dns.Msg, info Info) *dns.Msg {
+// error rcode, and a panic while answering becomes SERVFAIL for that query alone. The
+// caller sets transport-specific details (message ID, padding, truncation).
+func (s *Server) Handle(ctx context.Context, req *dns.Msg, info Info) (resp *dns.Msg) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.Error("dns: panic while answering a query", "panic", p, "transport", info.Transport)
+			resp = new(dns.Msg)
+			resp.SetRcode(req, dns.RcodeServerFailure)
+		}
+	}()
+	return s.handle(ctx, req, info)
+}
+
+func (s *Server) handle(ctx context.Context, req *dns.Msg, info Info) *dns.Msg {
 	resp := new(dns.Msg)
 	resp.SetReply(req)
 	resp.RecursionAvailable = s.fwd != nil
@@ -469,7 +481,7 @@ func (s *Server) ServeClassic(pc net.PacketConn, ln net.Listener) error {
 		}
 	}
 	if pc != nil {
-		if err := start(&dns.Server{PacketConn: pc, Handler: s.classicHandler("udp"), MsgAcceptFunc: acceptAll, ReadTimeout: 2 * time.Second}); err != nil {
+		if err := start(&dns.Server{PacketConn: pc, Handler: s.classicHandler("udp"), MsgAcceptFunc: acceptAll, ReadTimeout: 2 * time.Second, UDPSize: dns.MaxMsgSize}); err != nil {
 			return err
 		}
 	}

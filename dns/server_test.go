@@ -52,6 +52,18 @@ func TestForwarder(t *testing.T) {
 	if r := srv.Handle(ctxT(t), query("www.example.test.", dns.TypeA), alkdns.Info{}); r.Rcode != dns.RcodeServerFailure {
 		t.Fatalf("pinned to the wrong key: %v", r)
 	}
+	// Public DoQ and DoT upstreams are verified against the system's CAs: the node's
+	// self-signed certificate is refused.
+	for _, spec := range []string{"quic://" + hostport, "tls://" + hostport} {
+		srv, err := alkdns.NewServer(alkdns.Config{Forwarder: spec, QueryTimeout: core.Duration(3 * time.Second)}, alkdns.Options{Logger: quietLogger()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { srv.Close() })
+		if r := srv.Handle(ctxT(t), query("www.example.test.", dns.TypeA), alkdns.Info{}); r.Rcode != dns.RcodeServerFailure {
+			t.Fatalf("%s with an unverifiable certificate: %v", spec, r)
+		}
+	}
 	for _, bad := range []string{"8.8.8.8", "http://x:53", "doq://1.2.3.4:853", "udp://nohost"} {
 		if _, err := alkdns.NewServer(alkdns.Config{Forwarder: bad}, alkdns.Options{}); err == nil {
 			t.Errorf("forwarder %q accepted", bad)
