@@ -209,7 +209,7 @@ func TestGetFileResumes(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if resumed < checkpointEvery || resumed > uint64(n) {
+			if resumed < GroupSize || resumed > uint64(n) {
 				t.Fatalf("resumed at %d", resumed)
 			}
 			got, _ := os.ReadFile(out)

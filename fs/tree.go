@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"lukechampine.com/blake3"
 )
@@ -199,8 +200,12 @@ type partialState struct {
 	Verified uint64 `json:"verified"`
 }
 
-// checkpointEvery is how often (in bytes) a download records its verified prefix.
-const checkpointEvery = 8 << 20
+// A download records its verified prefix (flush, fsync, sidecar) every checkpointEvery
+// bytes or checkpointInterval, whichever comes first.
+const (
+	checkpointEvery    = 64 << 20
+	checkpointInterval = 2 * time.Second
+)
 
 // GetFile downloads blob h to the file out. Only verified bytes are written. While it
 // runs, data goes to out+".part" and a sidecar out+".part.json" records the verified,
@@ -240,7 +245,7 @@ func GetFile(ctx context.Context, src Source, h Hash, out string, progress Progr
 	if err := checkpoint(); err != nil {
 		return resumed, err
 	}
-	lastCheck := verified
+	lastCheck, lastTime := verified, time.Now()
 	total := sizeHint(ctx, src, h)
 	size, err := src.Fetch(ctx, h, RangeSet{{resumed, ToEnd}}, func(off uint64, p []byte) error {
 		if off != verified {
@@ -251,8 +256,8 @@ func GetFile(ctx context.Context, src Source, h Hash, out string, progress Progr
 		}
 		verified += uint64(len(p))
 		progress.report(verified, total)
-		if verified-lastCheck >= checkpointEvery {
-			lastCheck = verified
+		if verified-lastCheck >= checkpointEvery || (verified-lastCheck >= GroupSize && time.Since(lastTime) >= checkpointInterval) {
+			lastCheck, lastTime = verified, time.Now()
 			return checkpoint()
 		}
 		return nil

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/ed25519"
 	"encoding/json"
+	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -201,7 +203,7 @@ scopes = ["fs:read"]
 }
 
 // bigFile writes size bytes of a repeating pseudo-random block to path.
-func bigFile(t *testing.T, path string, size int) {
+func bigFile(t testing.TB, path string, size int) {
 	t.Helper()
 	block := fsData(1<<20+3, 7)
 	f, err := os.Create(path)
@@ -368,4 +370,85 @@ func TestFSKillDuringPutE2E(t *testing.T) {
 			t.Fatalf("store holds %d blobs after the kill, want 1", got)
 		}
 	})
+}
+
+// BenchmarkFSGetVsSFTPGet downloads the same 128 MiB file with "alknet fs get"
+// (verified against its BLAKE3 hash) and "alknet sftp get" from the same node, each a
+// fresh process over QUIC, and reports fs's throughput relative to sftp's.
+func BenchmarkFSGetVsSFTPGet(b *testing.B) {
+	const size = 128 << 20
+	n := startNodeB(b)
+	src := filepath.Join(n.Dir, "sftp", "big")
+	os.MkdirAll(filepath.Dir(src), 0o755)
+	bigFile(b, src, size)
+	out, err := n.Run(b, "fs", "put", n.Addr, src, "--identity", n.ClientKey)
+	if err != nil {
+		b.Fatalf("%v %s", err, out)
+	}
+	hash := strings.Fields(string(out))[0]
+	work := b.TempDir()
+	run := func(args ...string) time.Duration {
+		start := time.Now()
+		if out, err := n.Run(b, args...); err != nil {
+			b.Fatalf("alknet %v: %v %s", args, err, out)
+		}
+		return time.Since(start)
+	}
+	var fsTime, sftpTime time.Duration
+	b.SetBytes(size)
+	for i := 0; b.Loop(); i++ {
+		dst := filepath.Join(work, "fs-copy")
+		os.Remove(dst)
+		fsTime += run("fs", "get", n.Addr, hash, dst, "--identity", n.ClientKey, "--transport", "quic")
+		dst2 := filepath.Join(work, "sftp-copy")
+		os.Remove(dst2)
+		if _, err := n.Run(b, "sftp", "--help"); err != nil {
+			b.Skip("alknet sftp get is not available")
+		}
+		sftpTime += run("sftp", "get", n.Addr, "/big", dst2, "--identity", n.ClientKey, "--transport", "quic", "--no-resume")
+	}
+	b.ReportMetric(float64(b.N)*size/fsTime.Seconds()/(1<<20), "fs_MiB/s")
+	b.ReportMetric(float64(b.N)*size/sftpTime.Seconds()/(1<<20), "sftp_MiB/s")
+	b.ReportMetric(sftpTime.Seconds()/fsTime.Seconds(), "ratio_fs_vs_sftp")
+}
+
+// startNodeB is startNode for benchmarks: "alknet init" and "alknet serve" in a
+// temporary folder, stopped when the benchmark ends.
+func startNodeB(b *testing.B) *testNode {
+	b.Helper()
+	bin := alknetBinary(b)
+	dir, home := b.TempDir(), b.TempDir()
+	env := append(os.Environ(), "HOME="+home, "XDG_CONFIG_HOME="+filepath.Join(home, ".config"), "XDG_DATA_HOME="+filepath.Join(home, ".local/share"))
+	n := &testNode{Bin: bin, Dir: dir, Config: filepath.Join(dir, "alknet.toml"), ClientKey: filepath.Join(dir, "client.key"), Env: env}
+	if out, err := n.Run(b, "init", "--dir", dir, "--listen", "127.0.0.1:0"); err != nil {
+		b.Fatalf("alknet init: %v\n%s", err, out)
+	}
+	n.out = &lockedBuffer{}
+	n.cmd = exec.Command(bin, "serve", "--config", n.Config)
+	n.cmd.Env = env
+	pr, pw := io.Pipe()
+	n.cmd.Stdout = io.MultiWriter(pw, n.out)
+	n.cmd.Stderr = n.out
+	if err := n.cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { n.Stop(b) })
+	ready := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			if addr, ok := strings.CutPrefix(sc.Text(), "alknet serving "); ok {
+				ready <- addr
+				break
+			}
+		}
+		io.Copy(io.Discard, pr)
+	}()
+	select {
+	case n.Addr = <-ready:
+	case <-time.After(30 * time.Second):
+		b.Fatalf("alknet serve did not start:\n%s", n.out.String())
+	}
+	_, n.HostPort, _ = strings.Cut(n.Addr, "@")
+	return n
 }
