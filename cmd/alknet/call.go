@@ -33,7 +33,7 @@ func newCallCmd() *cobra.Command {
 	var list, asJSON bool
 	var timeout time.Duration
 	cmd := &cobra.Command{
-		Use:   "call ADDR OP [JSON] | call ADDR --list",
+		Use:   "call ADDR OP [JSON]",
 		Short: "Call an operation on a node's call protocol (alknet/call)",
 		Long: `Call operation OP on the node at ADDR (<node-id>@host:port) with JSON as its
 input (omit it for no input, or "-" to read it from stdin), and print the output
@@ -41,8 +41,8 @@ as one line of JSON. A subscription prints one line per output until it
 completes or you press Ctrl-C. The operation's type is looked up with
 services/schema first.
 
---list prints the operations you may call (services/list); with --json as the
-raw JSON output.
+"alknet call ADDR --list" prints the operations you may call (services/list);
+with --json as the raw JSON output.
 
 Every node serves services/list, services/schema and node/info to anyone, and
 node/heartbeat ('{"every":"1s","count":3}') to peers holding the "call" scope.
