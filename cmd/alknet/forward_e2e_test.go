@@ -122,7 +122,7 @@ type bgProc struct {
 	done   chan struct{}
 }
 
-func startBG(t *testing.T, env []string, name string, args ...string) *bgProc {
+func startBG(t testing.TB, env []string, name string, args ...string) *bgProc {
 	t.Helper()
 	p := &bgProc{cmd: exec.Command(name, args...), stderr: &lockedBuffer{}, done: make(chan struct{})}
 	p.cmd.Env = env
@@ -151,7 +151,7 @@ func (p *bgProc) stop() {
 }
 
 // waitListening waits until something accepts connections on addr.
-func waitListening(t *testing.T, addr string, p *bgProc) {
+func waitListening(t testing.TB, addr string, p *bgProc) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -391,4 +391,87 @@ func waitMatch(t *testing.T, b *lockedBuffer, re *regexp.Regexp) []string {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+func TestForwardStreamlocalOpenSSH(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "app.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := []byte("served on a unix socket")
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(body) })}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	web := startFwdHTTP(t, 1<<16)
+	n := startFwdNode(t, allowRule(dir+"/*.sock"))
+
+	// Off by default, whatever the rules say.
+	lp := freeTCPPort(t)
+	p := startBG(t, n.Env, "ssh", n.sshArgs(n.ClientKey, "-N", "-L", lp+":"+sock)...)
+	waitListening(t, "127.0.0.1:"+lp, p)
+	if _, _, code := curl(t, "http://127.0.0.1:"+lp+"/"); code == 0 {
+		t.Fatal("streamlocal forward worked while off")
+	}
+	waitText(t, p.stderr, "administratively prohibited")
+	p.stop()
+
+	// Turn it on and reload.
+	cfg, err := os.ReadFile(n.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	on := strings.Replace(string(cfg), "\nstreamlocal = false\n", "\nstreamlocal = true\n", 1)
+	if on == string(cfg) {
+		t.Fatal("no streamlocal key in the generated config")
+	}
+	if err := os.WriteFile(n.Config, []byte(on), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	n.Reload(t)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		lp := freeTCPPort(t)
+		p := startBG(t, n.Env, "ssh", n.sshArgs(n.ClientKey, "-N", "-L", lp+":"+sock)...)
+		waitListening(t, "127.0.0.1:"+lp, p)
+		got, _, code := curl(t, "http://127.0.0.1:"+lp+"/")
+		p.stop()
+		if code == 0 {
+			sameBody(t, "ssh -L to a unix socket", got, body)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("streamlocal did not turn on: exit %d\n%s", code, n.Output())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+
+	// A path outside the rules stays refused.
+	lp = freeTCPPort(t)
+	p = startBG(t, n.Env, "ssh", n.sshArgs(n.ClientKey, "-N", "-L", lp+":/run/elsewhere.sock")...)
+	waitListening(t, "127.0.0.1:"+lp, p)
+	if _, _, code := curl(t, "http://127.0.0.1:"+lp+"/"); code == 0 {
+		t.Fatal("streamlocal forward outside the rules worked")
+	}
+	waitText(t, p.stderr, "administratively prohibited")
+
+	// ssh -R with a socket path on the node's side.
+	rsock := filepath.Join(dir, "remote.sock")
+	p = startBG(t, n.Env, "ssh", n.sshArgs(n.ClientKey, "-N", "-R", rsock+":127.0.0.1:"+web.port)...)
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		if _, err := os.Stat(rsock); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no remote socket: %s", p.stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	got, errs, code := curl(t, "--unix-socket", rsock, "http://alknet/")
+	if code != 0 {
+		t.Fatalf("curl on the remote unix forward: exit %d: %s", code, errs)
+	}
+	sameBody(t, "ssh -R from a unix socket", got, web.body)
 }
