@@ -39,7 +39,7 @@ type sshNode struct {
 // startSSHNode starts a node whose [ssh] section gets settings (key -> TOML value),
 // with a plain TCP listener, and extra peers: "runner" (ssh:exec) and "filer" (no ssh
 // scope). The owner key holds "*". A key "limits.X" sets X in [limits] instead.
-func startSSHNode(t *testing.T, settings map[string]string) *sshNode {
+func startSSHNode(t testing.TB, settings map[string]string) *sshNode {
 	t.Helper()
 	if _, err := exec.LookPath("ssh"); err != nil {
 		t.Skip("OpenSSH client not installed (apt-get install openssh-client)")
@@ -92,7 +92,7 @@ func startSSHNode(t *testing.T, settings map[string]string) *sshNode {
 	return sn
 }
 
-func freePort(t *testing.T) string {
+func freePort(t testing.TB) string {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -104,7 +104,7 @@ func freePort(t *testing.T) string {
 
 // startNodeEdited is startNode with the generated config passed through edit before
 // the server starts (startNode can only append, and [ssh] already exists).
-func startNodeEdited(t *testing.T, edit func(string) string) *testNode {
+func startNodeEdited(t testing.TB, edit func(string) string) *testNode {
 	t.Helper()
 	bin := alknetBinary(t)
 	dir := t.TempDir()
