@@ -121,13 +121,11 @@ func Seal(key []byte, version uint32, plaintext []byte) (*EncryptedData, error) 
 	if err != nil {
 		return nil, err
 	}
-	d := &EncryptedData{KeyVersion: version, Salt: make([]byte, SaltSize), IV: make([]byte, NonceSize)}
-	if _, err := rand.Read(d.Salt); err != nil {
+	random := make([]byte, SaltSize+NonceSize) // one read from the random source
+	if _, err := rand.Read(random); err != nil {
 		return nil, fmt.Errorf("vault: random source: %w", err)
 	}
-	if _, err := rand.Read(d.IV); err != nil {
-		return nil, fmt.Errorf("vault: random source: %w", err)
-	}
+	d := &EncryptedData{KeyVersion: version, Salt: random[:SaltSize:SaltSize], IV: random[SaltSize:]}
 	d.Data = aead.Seal(make([]byte, 0, len(plaintext)+TagSize), d.IV, plaintext, nil)
 	return d, nil
 }
