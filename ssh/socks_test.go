@@ -46,7 +46,7 @@ func socksEcho(t *testing.T) (net.Listener, uint16) {
 }
 
 // socksServer starts an SSH server with forwarding on a loopback TCP listener.
-func socksServer(t *testing.T, cfg forward.Config, peers ...core.PeerConfig) (addr string, hostKey gossh.PublicKey) {
+func socksServer(t testing.TB, cfg forward.Config, peers ...core.PeerConfig) (addr string, hostKey gossh.PublicKey) {
 	t.Helper()
 	pl, err := core.NewPeers(peers)
 	if err != nil {
