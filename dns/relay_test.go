@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/alkdev/alknet/core"
@@ -143,5 +144,37 @@ func TestPkarrZone(t *testing.T) {
 		if tc.want != "" && !strings.Contains(r.Answer[len(r.Answer)-1].String(), tc.want) || tc.answers > 0 && r.Answer[0].Header().Name != tc.name {
 			t.Fatalf("%s: %v", tc.name, r)
 		}
+	}
+}
+
+// TestPkarrZoneSelfAndMisses: the node answers for its own key without any packet
+// stored, and a key the relay lacks is asked for once, not once per query.
+func TestPkarrZoneSelfAndMisses(t *testing.T) {
+	var gets atomic.Int32
+	rl := alkdns.NewRelay(nil)
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		gets.Add(1)
+		rl.ServeHTTP(w, r)
+	}))
+	t.Cleanup(hs.Close)
+	key := core.GenerateKey()
+	srv, err := alkdns.NewServer(alkdns.Config{PkarrZone: "pk.test", PkarrRelay: hs.URL}, alkdns.Options{Key: key, Logger: quietLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	self := "_alknet." + string(core.NodeIDOf(pub(key))) + ".pk.test."
+	r := srv.Handle(ctxT(t), query(self, dns.TypeTXT), alkdns.Info{})
+	if r.Rcode != dns.RcodeSuccess || len(r.Answer) != 2 || !strings.Contains(r.Answer[1].String(), "alpn=dot") {
+		t.Fatalf("self: %v", r)
+	}
+	missing := "x." + string(core.NodeIDOf(pub(core.GenerateKey()))) + ".pk.test."
+	for range 5 {
+		if r := srv.Handle(ctxT(t), query(missing, dns.TypeA), alkdns.Info{}); r.Rcode != dns.RcodeNameError {
+			t.Fatalf("missing: %v", r)
+		}
+	}
+	if n := gets.Load(); n != 1 {
+		t.Fatalf("relay asked %d times for one missing key, want 1", n)
 	}
 }

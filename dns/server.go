@@ -101,6 +101,7 @@ type Server struct {
 	upd   sync.Mutex // serialises dynamic updates and reloads
 
 	fwd      Forwarder
+	misses   missCache // keys the relay recently had no packet for
 	limiter  *rateLimiter
 	timeout  time.Duration
 	pkarrApx string // lower-case fqdn, or ""
@@ -417,12 +418,18 @@ func (s *Server) pkarrAnswer(ctx context.Context, m *dns.Msg, q dns.Question) {
 		return
 	}
 	sp := s.store.Get(key)
-	if sp == nil && s.relay != nil {
+	if sp == nil && s.opts.Key != nil && key.Equal(s.opts.Key.Public()) {
+		sp, _ = s.NodePacket() // the node always answers for itself
+	}
+	if sp == nil && s.relay != nil && s.misses.allow(string(key)) {
 		rctx, cancel := context.WithTimeout(ctx, s.timeout)
 		got, err := s.relay.Resolve(rctx, key)
 		cancel()
 		if err == nil && s.store.Put(got) == nil || errors.Is(err, ErrStalePacket) {
 			sp = s.store.Get(key)
+		}
+		if sp == nil {
+			s.misses.add(string(key))
 		}
 	}
 	if sp == nil {
@@ -544,3 +551,43 @@ func (s *Server) Close() error {
 
 // Shutdown is Close; it lets the server be a [core.Shutdowner].
 func (s *Server) Shutdown(ctx context.Context) error { return s.Close() }
+
+// missCache remembers, for a minute, keys the relay had no packet for, so that queries
+// for random keys do not each turn into a request to the relay.
+type missCache struct {
+	mu sync.Mutex
+	m  map[string]time.Time
+}
+
+const (
+	missTTL     = time.Minute
+	missMaxKeys = 10000
+)
+
+func (c *missCache) allow(key string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t, ok := c.m[key]
+	return !ok || time.Now().After(t)
+}
+
+func (c *missCache) add(key string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := time.Now()
+	if c.m == nil {
+		c.m = make(map[string]time.Time)
+	}
+	if len(c.m) >= missMaxKeys {
+		for k, t := range c.m {
+			if now.After(t) {
+				delete(c.m, k)
+			}
+		}
+		for k := range c.m { // still full of fresh misses: evict one at random
+			delete(c.m, k)
+			break
+		}
+	}
+	c.m[key] = now.Add(missTTL)
+}

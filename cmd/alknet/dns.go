@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/ed25519"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -30,7 +31,8 @@ func newDNSQueryCmd() *cobra.Command {
 		Use:   "query ADDR NAME [TYPE]",
 		Short: "Ask a node a DNS question over DoQ (or DoT with --transport tcp)",
 		Long: `Send one DNS query to ADDR (<node-id>@host:port), pinning the node's key, over
-DNS over QUIC (RFC 9250), or over DNS over TLS (RFC 7858) with --transport tcp.
+DNS over QUIC (RFC 9250), falling back to DNS over TLS (RFC 7858) on the TCP
+listener when QUIC gets no answer; --transport quic or tcp forces one.
 TYPE defaults to A. Prints the answer as dig does; exits non-zero only when no
 answer arrived.`,
 		Args: cobra.RangeArgs(2, 3),
@@ -43,9 +45,6 @@ answer arrived.`,
 				}
 				qtype = t
 			}
-			if cf.transport == "" {
-				cf.transport = core.TransportQUIC
-			}
 			if _, err := cf.dialer(); err != nil {
 				return err
 			}
@@ -53,18 +52,28 @@ answer arrived.`,
 			if err != nil {
 				return err
 			}
-			c := &dns.Client{Addr: args[0], Key: key, DoT: cf.transport == core.TransportTCP}
-			defer c.Close()
 			q := new(mdns.Msg)
 			q.SetQuestion(mdns.Fqdn(args[1]), qtype)
 			q.SetEdns0(1232, false)
 			ctx, cancel := context.WithTimeout(cmd.Context(), 10*time.Second)
 			defer cancel()
-			start := time.Now()
-			r, err := c.Exchange(ctx, q)
-			if err != nil {
-				return err
+			transport := cf.transport
+			if transport == "" {
+				transport = core.TransportQUIC
 			}
+			start := time.Now()
+			r, err := dnsExchange(ctx, args[0], key, transport, q, cf.transport == "")
+			if err != nil {
+				if cf.transport != "" || errors.Is(err, core.ErrIdentityMismatch) || ctx.Err() != nil {
+					return err
+				}
+				// No DoQ answer (UDP blocked?): fall back to DoT on the TCP listener.
+				transport, start = core.TransportTCP, time.Now()
+				if r, err = dnsExchange(ctx, args[0], key, transport, q, false); err != nil {
+					return err
+				}
+			}
+			cf.transport = transport
 			printAnswer(cmd.OutOrStdout(), r, short, time.Since(start), args[0], cf.transport)
 			return nil
 		},
@@ -72,6 +81,19 @@ answer arrived.`,
 	cf.register(cmd.Flags())
 	cmd.Flags().BoolVar(&short, "short", false, "print only the answer data, one record a line")
 	return cmd
+}
+
+// dnsExchange asks one query over DoQ ("quic") or DoT ("tcp"). With quick set, a DoQ
+// handshake gets 2 seconds, so that a fallback to DoT leaves time.
+func dnsExchange(ctx context.Context, addr string, key ed25519.PrivateKey, transport string, q *mdns.Msg, quick bool) (*mdns.Msg, error) {
+	c := &dns.Client{Addr: addr, Key: key, DoT: transport == core.TransportTCP}
+	defer c.Close()
+	if quick {
+		qctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		return c.Exchange(qctx, q)
+	}
+	return c.Exchange(ctx, q)
 }
 
 func printAnswer(w io.Writer, r *mdns.Msg, short bool, rtt time.Duration, addr, transport string) {

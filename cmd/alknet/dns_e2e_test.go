@@ -95,6 +95,11 @@ func TestDNSServeE2E(t *testing.T) {
 		if err != nil || strings.TrimSpace(string(out)) != "192.0.2.99" {
 			t.Fatalf("--short: %v\n%s", err, out)
 		}
+		// A wrong node ID fails closed, with no fallback to DoT.
+		wrong := string(core.NodeIDOf(core.GenerateKey().Public().(ed25519.PublicKey)))
+		if out, err := n.Run(t, "dns", "query", wrong+"@"+n.HostPort, "www.example.test", "--anonymous"); err == nil || !strings.Contains(string(out), "does not match the node ID") {
+			t.Fatalf("wrong node ID: %v\n%s", err, out)
+		}
 		// The node's own records carry its ALPNs.
 		id, _, _ := strings.Cut(n.Addr, "@")
 		out, err = n.Run(t, "dns", "query", n.Addr, "_alknet."+id+".example.test", "TXT", "--short", "--anonymous")
