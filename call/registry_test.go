@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -226,5 +227,31 @@ func TestBuiltins(t *testing.T) {
 				t.Errorf("heartbeat %+v: %v", in, err)
 			}
 		}
+	}
+}
+
+// A composed child whose parent was already aborted never starts, whatever its policy.
+func TestComposeAfterAbort(t *testing.T) {
+	reg := call.NewRegistry()
+	var childRan atomic.Bool
+	reg.MustRegister(call.Query("c/child", func(context.Context, struct{}) (int, error) {
+		childRan.Store(true)
+		return 1, nil
+	}), call.InternalOnly())
+	result := make(chan error, 1)
+	reg.MustRegister(call.Query("c/parent", func(ctx context.Context, _ struct{}) (int, error) {
+		<-ctx.Done() // the parent is aborted before it composes
+		_, err := call.Compose(ctx, call.ContinueRunning).Call(ctx, "c/child", nil)
+		result <- err
+		return 0, err
+	}), call.Public())
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		time.Sleep(20 * time.Millisecond)
+		cancel()
+	}()
+	reg.Local(core.Peer{}).Call(ctx, "c/parent", nil)
+	if err := <-result; !errors.Is(err, context.Canceled) || childRan.Load() {
+		t.Fatalf("child after abort: %v, ran=%v", err, childRan.Load())
 	}
 }

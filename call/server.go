@@ -45,9 +45,9 @@ type Server struct {
 	Config Config
 	// Logger receives handler panics and protocol errors; nil discards them.
 	Logger *slog.Logger
-	// ResolveToken maps a request's auth_token to an identity used for that request
-	// only. nil, or a nil result, keeps the connection's identity: a token never
-	// lowers what the connection may do, it can only name another identity.
+	// ResolveToken maps a request's auth_token to an identity that replaces the
+	// connection's for that request only. nil, or a nil result, keeps the
+	// connection's identity (an unknown token falls back silently).
 	ResolveToken func(ctx context.Context, token string) *core.Identity
 	// OnSession, if set, is called with each connection's session once it starts, for
 	// example to call operations the client registered. It must not block.

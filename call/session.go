@@ -46,13 +46,13 @@ type Session struct {
 	ready    chan struct{} // closed when the shared stream is known (single-stream transports)
 	readyOne sync.Once
 
-	mu      sync.Mutex
-	closed  bool
-	shared  *wstream
-	streams map[*wstream]struct{}
-	pending map[string]*pending // our calls, by id
-	running map[string]*running // the other side's calls, by id
-	stopped map[string]bool     // ids we sent call.aborted for after they ended
+	mu       sync.Mutex
+	closed   bool
+	shared   *wstream
+	streams  map[*wstream]struct{}
+	pending  map[string]*pending // our calls, by id
+	running  map[string]*running // the other side's calls, by id
+	answered map[string]bool     // our calls on a shared stream that got their output
 }
 
 // sessionConfig is what Server and Dial pass to newSession.
@@ -74,7 +74,7 @@ func newSession(ctx context.Context, c core.Conn, sc sessionConfig) *Session {
 	s := &Session{
 		conn: c, reg: sc.reg, peer: c.Peer(), timeout: int64(sc.cfg.timeout()), log: sc.log, resolve: sc.resolve,
 		done: make(chan struct{}), ready: make(chan struct{}),
-		streams: make(map[*wstream]struct{}), pending: make(map[string]*pending), running: make(map[string]*running), stopped: make(map[string]bool),
+		streams: make(map[*wstream]struct{}), pending: make(map[string]*pending), running: make(map[string]*running), answered: make(map[string]bool),
 	}
 	s.multi.Store(c.Transport() == core.TransportQUIC || c.Transport() == core.TransportPipe)
 	if sc.peer != nil {
@@ -300,12 +300,9 @@ func (s *Session) handle(ws *wstream, env Envelope) {
 			// A late frame for a finished or aborted call. If it is an output on a
 			// shared stream, the other side may still be producing (a subscription
 			// called through Call): ask it once to stop.
-			stop := env.Type == TypeResponded && !ws.own && !s.stopped[env.ID]
+			stop := env.Type == TypeResponded && s.answered[env.ID]
 			if stop {
-				if len(s.stopped) >= 1024 {
-					clear(s.stopped)
-				}
-				s.stopped[env.ID] = true
+				delete(s.answered, env.ID)
 			}
 			s.mu.Unlock()
 			if stop {
@@ -656,6 +653,16 @@ func (s *Session) Call(ctx context.Context, op string, input json.RawMessage) (j
 	s.finish(p)
 	if ev.err != nil {
 		return nil, ev.err
+	}
+	if !p.ws.own {
+		// Remember the id for a while: more outputs for it mean the operation is a
+		// subscription, which handle then stops.
+		s.mu.Lock()
+		if len(s.answered) >= 1024 {
+			clear(s.answered)
+		}
+		s.answered[p.id] = true
+		s.mu.Unlock()
 	}
 	return ev.out, nil
 }

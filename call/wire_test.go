@@ -433,6 +433,18 @@ func runWire(t *testing.T, target wireTarget, pr *probe) {
 		wait(t, pr.finishedCh(tag+"-detached"), "the continue-running child to finish")
 	})
 
+	t.Run("stray-replies-ignored", func(t *testing.T) {
+		// Replies for ids the server never asked about are ignored, silently.
+		r := newRaw(t, target.open(t, "caller"))
+		r.send("call.responded", "stray", map[string]any{"output": 1})
+		r.send("call.completed", "stray", map[string]any{})
+		r.send("call.error", "stray", map[string]any{"code": "INTERNAL", "message": "x", "retryable": false})
+		r.send("call.something-new", "stray", map[string]any{})
+		r.request("next", "test/echo", map[string]any{"msg": "next"})
+		var out echoOut
+		r.output("next", &out)
+	})
+
 	t.Run("composition-reaches-internal", func(t *testing.T) {
 		r := newRaw(t, target.open(t, "caller"))
 		r.request("c1", "test/compose-secret", map[string]any{"msg": "x"})
