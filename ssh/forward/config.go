@@ -61,6 +61,10 @@ type Config struct {
 // dodge an address rule. The optional lists narrow the rule: it applies only to peers
 // holding one of Scopes, named in Peers, connected over one of Transports. An empty list
 // matches everyone.
+//
+// A remote forward (tcpip-forward) listens on loopback unless an address or CIDR rule
+// allows the address the client asked for; "*", name rules and the default never open a
+// non-loopback listener.
 type Rule struct {
 	// Action is "allow" or "deny".
 	Action string `toml:"action"`

@@ -227,6 +227,7 @@ type query struct {
 	path bool       // name is a socket path
 	ip   netip.Addr // an address the target has (resolved or literal); invalid if none
 	port uint32
+	bind bool // a remote-forward bind address: only address rules apply
 }
 
 // decide runs the rule list, first match wins.
@@ -254,11 +255,11 @@ func (r *rule) matches(q query, who Who) bool {
 	}
 	switch r.kind {
 	case anyHost:
-		return !q.path
+		return !q.path && !q.bind
 	case hostExact:
-		return !q.path && q.name == r.name
+		return !q.path && !q.bind && q.name == r.name
 	case hostGlob:
-		return !q.path && globMatch(q.name, r.prefix, r.suffix)
+		return !q.path && !q.bind && globMatch(q.name, r.prefix, r.suffix)
 	case ipPrefix:
 		return !q.path && q.ip.IsValid() && r.cidr.Contains(q.ip)
 	case pathExact:
@@ -369,8 +370,16 @@ func (p *Policy) CheckPath(sock string, who Who) error {
 }
 
 // AllowsBind reports whether a rule allows a remote-forward listener on the address
-// ip:port. Loopback needs no rule; callers bind loopback when this says no.
+// ip:port. Only address and CIDR rules count, and the default never does: "*" and name
+// rules never open a non-loopback listener. Loopback needs no rule; callers bind
+// loopback when this says no.
 func (p *Policy) AllowsBind(ip netip.Addr, port uint32, who Who) bool {
 	ip = ip.Unmap()
-	return p.decide(query{name: ip.String(), ip: ip, port: port}, who)
+	q := query{name: ip.String(), ip: ip, port: port, bind: true}
+	for i := range p.rules {
+		if p.rules[i].matches(q, who) {
+			return p.rules[i].allow
+		}
+	}
+	return false // a rule must allow it: the default does not
 }

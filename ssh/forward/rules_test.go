@@ -261,6 +261,7 @@ func TestCheckPath(t *testing.T) {
 func TestBindHost(t *testing.T) {
 	alice := Who{Peer: peer("alice", "*")}
 	none, _ := Compile(Config{})
+	star, _ := Compile(Config{Default: "allow", Rules: []Rule{{Action: "allow", Target: "*"}}})
 	some, _ := Compile(Config{Rules: []Rule{
 		{Action: "allow", Target: "0.0.0.0:2222"},
 		{Action: "allow", Target: "192.0.2.1:8080"},
@@ -280,6 +281,8 @@ func TestBindHost(t *testing.T) {
 		{none, "::1", 8080, "::1", true, "IPv6 loopback"},
 		{none, "localhost", 80, "", false, "privileged ports need a rule"},
 		{none, "some.name", 8080, "127.0.0.1", true, "names bind loopback"},
+		{star, "", 2222, "127.0.0.1", true, "\"*\" never opens a wildcard bind"},
+		{star, "192.0.2.1", 2222, "127.0.0.1", true, "\"*\" never opens an address bind"},
 		{some, "", 2222, "", true, "wildcard allowed by rule"},
 		{some, "*", 2223, "127.0.0.1", true, "other ports stay on loopback"},
 		{some, "192.0.2.1", 8080, "192.0.2.1", true, "address allowed by rule"},
