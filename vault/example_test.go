@@ -126,3 +126,50 @@ func ExampleWriteFile() {
 	// vault: wrong passphrase for the vault file
 	// 24
 }
+
+func ExampleNewMnemonic() {
+	m, err := vault.NewMnemonic(24)
+	if err != nil {
+		panic(err)
+	}
+	defer m.Wipe()
+	// Show m.Bytes() to the user once; it parses back to the same phrase.
+	again, err := vault.ParseMnemonic(m.Bytes())
+	fmt.Println(m.Words(), err, string(again.Bytes()) == string(m.Bytes()))
+	// Output:
+	// 24 <nil> true
+}
+
+func ExampleParseEncryptedData() {
+	_, err := vault.ParseEncryptedData([]byte(`{"keyVersion":1,"salt":"","iv":"","data":""}`))
+	fmt.Println(err)
+	_, err = vault.ParseEncryptedData([]byte(`{"key_version":2,"salt":"","iv":"AAAA","data":""}`))
+	fmt.Println(err)
+
+	key := make([]byte, vault.KeySize) // a real key comes from Vault.EncryptionKey
+	blob, _ := vault.Seal(key, 2, []byte("hello"))
+	js, _ := blob.Marshal()
+	parsed, _ := vault.ParseEncryptedData(js)
+	plain, _ := vault.Open(key, parsed)
+	fmt.Println(parsed.KeyVersion, len(parsed.Salt), len(parsed.IV), len(parsed.Data), string(plain))
+	// Output:
+	// vault: invalid encrypted blob: field keyVersion: this is a version 1 (@alkdev/storage, PBKDF2) blob, which the vault cannot decrypt
+	// vault: invalid encrypted blob: field iv is 3 bytes; want 12
+	// 2 32 12 21 hello
+}
+
+func ExampleEncryptionKeyPath() {
+	for _, v := range []uint32{2, 3} {
+		p, _ := vault.EncryptionKeyPath(v)
+		fmt.Println(v, p)
+	}
+	_, err := vault.EncryptionKeyPath(1)
+	fmt.Println(err)
+	d, _ := vault.DevicePath(7)
+	fmt.Println(vault.IdentityPath, vault.SSHHostKeyPath, d)
+	// Output:
+	// 2 m/74'/2'/0'/0'
+	// 3 m/74'/2'/0'/1'
+	// vault: invalid key version (versions start at 2): got 1
+	// m/74'/0'/0'/0' m/74'/0'/1'/0' m/74'/0'/0'/7'
+}
