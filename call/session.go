@@ -437,7 +437,11 @@ func (s *Session) serveRequest(ctx context.Context, r *running, op string, input
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			return r.ws.write(frame(TypeResponded, r.id, outputPayload(out)))
+			f := frame(TypeResponded, r.id, outputPayload(out))
+			if len(f)-4 > MaxFrameSize {
+				return Errorf(CodeInternal, "%s: an output of %d bytes exceeds the 64 MiB frame limit", e.op.Name, len(out))
+			}
+			return r.ws.write(f)
 		})
 		if cerr != nil {
 			r.terminal(TypeError, errorPayload(cerr))
@@ -458,6 +462,10 @@ func (s *Session) serveRequest(ctx context.Context, r *running, op string, input
 	stop()
 	if cerr != nil {
 		r.terminal(TypeError, errorPayload(cerr))
+		return
+	}
+	if len(out)+len(r.id)+64 > MaxFrameSize {
+		r.terminal(TypeError, errorPayload(Errorf(CodeInternal, "%s: an output of %d bytes exceeds the 64 MiB frame limit", e.op.Name, len(out))))
 		return
 	}
 	r.terminal(TypeResponded, outputPayload(out))
@@ -532,6 +540,9 @@ func (s *Session) start(ctx context.Context, op string, input json.RawMessage, s
 		id = newID()
 	}
 	token, _ := ctx.Value(tokenKey{}).(string)
+	if len(input) > 0 && !json.Valid(input) {
+		return nil, Errorf(CodeInvalidInput, "input is not valid JSON")
+	}
 	ws, err := s.streamFor(ctx)
 	if err != nil {
 		return nil, err
@@ -550,7 +561,15 @@ func (s *Session) start(ctx context.Context, op string, input json.RawMessage, s
 	}
 	s.pending[id] = p
 	s.mu.Unlock()
-	if err := ws.write(frame(TypeRequested, id, buildRequest(op, input, token))); err != nil {
+	f := frame(TypeRequested, id, buildRequest(op, input, token))
+	if len(f)-4 > MaxFrameSize {
+		s.mu.Lock()
+		delete(s.pending, id)
+		s.mu.Unlock()
+		s.release(ws)
+		return nil, Errorf(CodeInvalidInput, "an input of %d bytes exceeds the 64 MiB frame limit", len(input))
+	}
+	if err := ws.write(f); err != nil {
 		s.mu.Lock()
 		delete(s.pending, id)
 		s.mu.Unlock()

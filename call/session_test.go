@@ -1,6 +1,7 @@
 package call_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -304,5 +305,29 @@ func TestAuthToken(t *testing.T) {
 		if err != nil || got != tc.want {
 			t.Errorf("token %q: %q, %v; want %q", tc.token, got, err, tc.want)
 		}
+	}
+}
+
+func TestFrameLimits(t *testing.T) {
+	reg := call.NewRegistry()
+	reg.MustRegister(&call.Operation{Name: "big/out", Type: call.OpQuery, Once: func(context.Context, json.RawMessage) (json.RawMessage, error) {
+		b := make([]byte, 0, call.MaxFrameSize+16)
+		b = append(b, '"')
+		b = append(b, bytes.Repeat([]byte("a"), call.MaxFrameSize)...)
+		return append(b, '"'), nil
+	}})
+	conn := pipeServer(t, reg, &core.Identity{Name: "o", Scopes: []string{"*"}}, call.Config{})
+	s := call.NewClient(conn, nil)
+	defer s.Close()
+	ctx := context.Background()
+	if _, err := s.Call(ctx, "big/out", nil); !errors.Is(err, call.ErrInternal) || !strings.Contains(err.Error(), "64 MiB") {
+		t.Fatalf("oversized output: %v", err)
+	}
+	if _, err := s.Call(ctx, "services/list", json.RawMessage(`{nope`)); !errors.Is(err, call.ErrInvalidInput) {
+		t.Fatalf("invalid JSON input: %v", err)
+	}
+	// The connection still works.
+	if _, err := s.Call(ctx, "services/list", nil); err != nil {
+		t.Fatal(err)
 	}
 }
