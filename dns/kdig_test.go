@@ -1,12 +1,15 @@
 package dns_test
 
 import (
+	"log/slog"
 	"net/http/httptest"
 	"os/exec"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 
+	"github.com/alkdev/alknet/core/coretest"
 	alkdns "github.com/alkdev/alknet/dns"
 )
 
@@ -160,4 +163,40 @@ func TestDigTruncation(t *testing.T) {
 	if strings.Count(section(out, "ANSWER"), "TXT") != 3 {
 		t.Fatalf("retry over TCP did not get the three TXT records:\n%s", out)
 	}
+}
+
+// TestKdigDoTKeepOpen sends several queries over one TLS connection with kdig
+// +keepopen: every answer arrives, and the endpoint logs a single connection.
+func TestKdigDoTKeepOpen(t *testing.T) {
+	kdig := needTool(t, "kdig")
+	var logBuf lockedBuf
+	_, node := startDNS(t, alkdns.Config{}, coretest.WithLogger(slog.New(slog.NewTextHandler(&logBuf, nil))))
+	host, port := hostPort(t, node.TCPAddr())
+	out := run(t, kdig, "@"+host, "-p", port, "+tls", "+keepopen", "+timeout=5", "+retry=0",
+		"www.example.test", "A", "alias.example.test", "AAAA", "foo.wild.example.test", "TXT")
+	for _, want := range []string{"192.0.2.1", "2001:db8::1", `"wildcard"`} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("answers lack %s:\n%s", want, out)
+		}
+	}
+	if n := strings.Count(logBuf.String(), "msg=auth"); n != 1 {
+		t.Fatalf("%d connections logged, want 1:\n%s", n, logBuf.String())
+	}
+}
+
+type lockedBuf struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuf) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
