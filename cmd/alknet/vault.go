@@ -250,7 +250,7 @@ With --seed-hex the key derives from that seed (16 to 64 bytes) and no vault is
 needed; otherwise the vault file is unlocked. The output holds a private key.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			p, err := vault.ParsePath(pathFlag)
+			p, err := vault.ParsePath(strings.TrimSpace(pathFlag))
 			if err != nil {
 				return err
 			}
@@ -460,7 +460,7 @@ prints 64 hex digits, node-id the z-base-32 node ID, openssh an authorized_keys 
 			case pathFlag != "" && cmd.Flags().Changed("key"):
 				return errors.New("give --key or --path, not both")
 			case pathFlag != "":
-				p, err = vault.ParsePath(pathFlag)
+				p, err = vault.ParsePath(strings.TrimSpace(pathFlag))
 			case key == "node":
 				p = vault.IdentityPath
 			case key == "ssh-host":
