@@ -46,6 +46,10 @@ func (c *countingReader) Read(b []byte) (int, error) {
 // for a file, a [Collection] for a folder (every file, subfolder and symlink under it;
 // symlinks are stored, never followed). Other file types are an error.
 func PutPath(ctx context.Context, sink Sink, path string, progress Progress) (HashAndFormat, error) {
+	// A symlink named on the command line is followed; symlinks inside a folder are not.
+	if resolved, err := filepath.EvalSymlinks(path); err == nil {
+		path = resolved
+	}
 	fi, err := os.Lstat(path)
 	if err != nil {
 		return HashAndFormat{}, err

@@ -452,3 +452,36 @@ func startNodeB(b *testing.B) *testNode {
 	_, n.HostPort, _ = strings.Cut(n.Addr, "@")
 	return n
 }
+
+func TestFSCorruptBlobE2E(t *testing.T) {
+	n := startNode(t, "")
+	src := filepath.Join(t.TempDir(), "f")
+	data := fsData(1<<20, 3)
+	os.WriteFile(src, data, 0o644)
+	hash := strings.Fields(runOK(t, n, "fs", "put", n.Addr, src, "--identity", n.ClientKey))[0]
+	// Flip one byte in the middle of group 10 of the stored blob.
+	blob := filepath.Join(n.Dir, "blobs", "blobs", hash[:2], hash)
+	f, err := os.OpenFile(blob, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const flip = 10*16384 + 999
+	f.WriteAt([]byte{data[flip] ^ 0xff}, flip)
+	f.Close()
+	dst := filepath.Join(t.TempDir(), "out")
+	out, err := n.Run(t, "fs", "get", n.Addr, hash, dst, "--identity", n.ClientKey)
+	if err == nil || !strings.Contains(string(out), "byte offset 163840") {
+		t.Fatalf("get of a corrupt blob: %v %s", err, out)
+	}
+	if _, err := os.Stat(dst); !os.IsNotExist(err) {
+		t.Fatal("corrupt get produced its output file")
+	}
+	part, _ := os.ReadFile(dst + ".part")
+	if len(part) > 10*16384 || !bytes.Equal(part, data[:len(part)]) {
+		t.Fatalf("partial file: %d bytes, not a verified prefix", len(part))
+	}
+	cat, err := n.Run(t, "fs", "cat", n.Addr, hash, "--identity", n.ClientKey)
+	if err == nil || len(cat) > 10*16384+200 || !bytes.HasPrefix(data, cat[:10*16384]) {
+		t.Fatalf("cat of a corrupt blob: %v, %d bytes", err, len(cat))
+	}
+}
