@@ -7,6 +7,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -177,4 +178,57 @@ func BenchmarkDoQNewConnection(b *testing.B) {
 	b.ReportMetric(float64(freshP50.Microseconds()), "new_conn_p50_us")
 	b.ReportMetric(float64(warmP50.Microseconds()), "open_conn_p50_us")
 	b.ReportMetric(float64(freshP50)/float64(warmP50), "new_x_open")
+}
+
+// benchWorkers is the number of clients asking at once in BenchmarkQueriesParallel.
+const benchWorkers = 16
+
+// BenchmarkQueriesParallel is BenchmarkQueries with 16 concurrent askers: over DoQ
+// they share one QUIC connection (a stream each), over DoT one pipelined TLS
+// connection, over UDP each has its own socket per query, as has the bare baseline.
+// Metrics: total queries per second, p50 and p99, and each transport's qps as a
+// multiple of the bare server's.
+func BenchmarkQueriesParallel(b *testing.B) {
+	srv, node := startDNS(b, alkdns.Config{RateLimit: -1})
+	udpAddr := startClassic(b, srv)
+	bare := bareServer(b)
+	ctx := context.Background()
+	doq := &alkdns.Client{Addr: node.Addr()}
+	dot := &alkdns.Client{Addr: node.Addr(), DoT: true}
+	b.Cleanup(func() { doq.Close(); dot.Close() })
+	udpClient := &dns.Client{Net: "udp", Timeout: 2 * time.Second}
+	transports := []struct {
+		name string
+		ask  func(*dns.Msg) (*dns.Msg, error)
+	}{
+		{"bare", func(q *dns.Msg) (*dns.Msg, error) { r, _, err := udpClient.Exchange(q, bare); return r, err }},
+		{"udp", func(q *dns.Msg) (*dns.Msg, error) { r, _, err := udpClient.Exchange(q, udpAddr); return r, err }},
+		{"doq", func(q *dns.Msg) (*dns.Msg, error) { return doq.Exchange(ctx, q) }},
+		{"dot", func(q *dns.Msg) (*dns.Msg, error) { return dot.Exchange(ctx, q) }},
+	}
+	per := max(b.N, benchSamples) / benchWorkers
+	b.ResetTimer()
+	var bareQPS float64
+	for _, tr := range transports {
+		measure(b, 100, tr.ask)
+		results := make([]latencies, benchWorkers)
+		var wg sync.WaitGroup
+		start := time.Now()
+		for w := range benchWorkers {
+			wg.Go(func() { results[w] = measure(b, per, tr.ask) })
+		}
+		wg.Wait()
+		elapsed := time.Since(start)
+		all := slices.Concat(results...)
+		_, p50, p99 := all.stats()
+		qps := float64(len(all)) / elapsed.Seconds()
+		b.ReportMetric(qps, tr.name+"_qps")
+		b.ReportMetric(float64(p50.Microseconds()), tr.name+"_p50_us")
+		b.ReportMetric(float64(p99.Microseconds()), tr.name+"_p99_us")
+		if tr.name == "bare" {
+			bareQPS = qps
+		} else {
+			b.ReportMetric(qps/bareQPS, tr.name+"_qps_x_bare")
+		}
+	}
 }

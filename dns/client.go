@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"strings"
@@ -83,7 +84,7 @@ func (f *plainForwarder) Exchange(ctx context.Context, m *dns.Msg) (*dns.Msg, er
 // Client queries an alknet node over DoQ (the default) or DoT. It holds one
 // connection, dialled on first use and again after a failure, and pins the node's key
 // from Addr. A Client is safe for concurrent use: over DoQ each query takes its own
-// stream; over DoT queries take turns on the one stream.
+// stream; over DoT queries are pipelined on the one stream and matched by ID.
 type Client struct {
 	// Addr is "<node-id>@host:port".
 	Addr string
@@ -95,15 +96,14 @@ type Client struct {
 	mu     sync.Mutex
 	dialer *core.Dialer
 	conn   core.Conn
-	stream core.Stream // DoT's one stream
-	dotMu  sync.Mutex  // one DoT exchange at a time
+	dot    *dotConn // DoT's one stream, pipelined
 }
 
-func (c *Client) connect(ctx context.Context) (core.Conn, core.Stream, error) {
+func (c *Client) connect(ctx context.Context) (core.Conn, *dotConn, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.conn != nil {
-		return c.conn, c.stream, nil
+		return c.conn, c.dot, nil
 	}
 	alpn := ALPNDoQ
 	if c.dialer == nil {
@@ -125,18 +125,17 @@ func (c *Client) connect(ctx context.Context) (core.Conn, core.Stream, error) {
 			conn.Close(0, "")
 			return nil, nil, err
 		}
-		c.stream = st
+		c.dot = newDotConn(st)
 	}
 	c.conn = conn
-	return conn, c.stream, nil
+	return conn, c.dot, nil
 }
 
 func (c *Client) drop(conn core.Conn) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.conn == conn {
-		c.conn.Close(0, "")
-		c.conn, c.stream = nil, nil
+		c.closeLocked()
 	}
 }
 
@@ -145,13 +144,13 @@ func (c *Client) drop(conn core.Conn) {
 func (c *Client) Exchange(ctx context.Context, m *dns.Msg) (*dns.Msg, error) {
 	var err error
 	for attempt := 0; attempt < 2; attempt++ {
-		conn, st, cerr := c.connect(ctx)
+		conn, dc, cerr := c.connect(ctx)
 		if cerr != nil {
 			return nil, cerr
 		}
 		var r *dns.Msg
 		if c.DoT {
-			r, err = c.exchangeDoT(ctx, st, m)
+			r, err = dc.exchange(ctx, m)
 		} else {
 			r, err = ExchangeDoQ(ctx, conn, m)
 		}
@@ -170,42 +169,117 @@ func (c *Client) Exchange(ctx context.Context, m *dns.Msg) (*dns.Msg, error) {
 func (c *Client) Close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.conn != nil {
-		c.conn.Close(0, "")
-		c.conn, c.stream = nil, nil
-	}
+	c.closeLocked()
 	return nil
 }
 
-func (c *Client) exchangeDoT(ctx context.Context, st core.Stream, m *dns.Msg) (*dns.Msg, error) {
-	c.dotMu.Lock()
-	defer c.dotMu.Unlock()
-	b, err := m.Pack()
-	if err != nil {
-		return nil, err
+func (c *Client) closeLocked() {
+	if c.conn != nil {
+		c.conn.Close(0, "")
+		if c.dot != nil {
+			<-c.dot.done // the reader has returned
+		}
+		c.conn, c.dot = nil, nil
 	}
-	dl, ok := ctx.Deadline()
-	if !ok {
-		dl = time.Now().Add(10 * time.Second)
-	}
-	st.SetDeadline(dl)
-	if _, err := st.Write(frame(b)); err != nil {
-		return nil, err
-	}
+}
+
+// dotConn pipelines queries on one DoT stream: a reader goroutine hands each answer
+// to the query with its ID.
+type dotConn struct {
+	st   core.Stream
+	wmu  sync.Mutex
+	mu   sync.Mutex
+	wait map[uint16]chan *dns.Msg
+	err  error
+	done chan struct{}
+}
+
+func newDotConn(st core.Stream) *dotConn {
+	d := &dotConn{st: st, wait: make(map[uint16]chan *dns.Msg), done: make(chan struct{})}
+	go d.read()
+	return d
+}
+
+func (d *dotConn) read() {
+	defer close(d.done)
+	var err error
 	for {
-		raw, err := readFrame(st, nil)
-		if err != nil {
-			return nil, err
+		var raw []byte
+		if raw, err = readFrame(d.st, nil); err != nil {
+			break
 		}
 		r := new(dns.Msg)
-		if err := r.Unpack(raw); err != nil {
-			return nil, fmt.Errorf("dns: malformed answer: %w", err)
+		if r.Unpack(raw) != nil {
+			continue
 		}
-		if r.Id == m.Id {
-			return r, nil
+		d.mu.Lock()
+		ch := d.wait[r.Id]
+		delete(d.wait, r.Id)
+		d.mu.Unlock()
+		if ch != nil {
+			ch <- r
 		}
-		// An answer to an earlier query that timed out: skip it.
 	}
+	d.mu.Lock()
+	d.err = err
+	for id, ch := range d.wait {
+		close(ch)
+		delete(d.wait, id)
+	}
+	d.mu.Unlock()
+}
+
+func (d *dotConn) exchange(ctx context.Context, m *dns.Msg) (*dns.Msg, error) {
+	q := m.Copy()
+	ch := make(chan *dns.Msg, 1)
+	d.mu.Lock()
+	if d.err != nil {
+		d.mu.Unlock()
+		return nil, d.err
+	}
+	for _, busy := d.wait[q.Id]; busy; _, busy = d.wait[q.Id] {
+		q.Id = dns.Id() // another query in flight has this ID
+	}
+	d.wait[q.Id] = ch
+	d.mu.Unlock()
+	forget := func() {
+		d.mu.Lock()
+		delete(d.wait, q.Id)
+		d.mu.Unlock()
+	}
+	b, err := q.Pack()
+	if err != nil {
+		forget()
+		return nil, err
+	}
+	d.wmu.Lock()
+	d.st.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	_, err = d.st.Write(frame(b))
+	d.wmu.Unlock()
+	if err != nil {
+		forget()
+		return nil, err
+	}
+	select {
+	case r, ok := <-ch:
+		if !ok {
+			return nil, fmt.Errorf("dns: DoT connection ended: %w", d.errOr())
+		}
+		r.Id = m.Id
+		return r, nil
+	case <-ctx.Done():
+		forget()
+		return nil, ctx.Err()
+	}
+}
+
+func (d *dotConn) errOr() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.err != nil {
+		return d.err
+	}
+	return io.EOF
 }
 
 // ErrDoQClosed is returned by [ExchangeDoQ] when the server closed the connection with

@@ -5,12 +5,14 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"encoding/binary"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -258,4 +260,36 @@ func postReq(b []byte) *http.Request {
 	r := httptest.NewRequest("POST", "/dns-query", bytes.NewReader(b))
 	r.Header.Set("Content-Type", "application/dns-message")
 	return r
+}
+
+// TestClientConcurrent runs many queries at once through one Client over DoQ (a
+// stream each) and over DoT (pipelined on one stream), each answer matched to its
+// query.
+func TestClientConcurrent(t *testing.T) {
+	_, node := startDNS(t, alkdns.Config{})
+	for _, dot := range []bool{false, true} {
+		c := &alkdns.Client{Addr: node.Addr(), DoT: dot}
+		t.Cleanup(func() { c.Close() })
+		var wg sync.WaitGroup
+		errs := make(chan error, 64)
+		for i := range 64 {
+			wg.Go(func() {
+				name := []string{"www.example.test.", "mail.example.test.", "ns1.example.test.", "q.wild.example.test."}[i%4]
+				q := query(name, dns.TypeA)
+				q.Id = uint16(i % 3) // colliding IDs must still be told apart
+				r, err := c.Exchange(ctxT(t), q)
+				if err == nil && (r.Id != q.Id || r.Question[0].Name != name || len(r.Answer) != 1) {
+					err = fmt.Errorf("query %s id %d got %v", name, q.Id, r)
+				}
+				if err != nil {
+					errs <- err
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatalf("DoT=%v: %v", dot, err)
+		}
+	}
 }
