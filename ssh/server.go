@@ -72,6 +72,8 @@ type Server struct {
 	log     *slog.Logger
 	cfg     atomic.Pointer[Config]
 
+	doneCtx   context.Context // cancelled when Shutdown or Close starts
+	markDone  context.CancelFunc
 	mu        sync.Mutex
 	conns     map[*serverConn]struct{}
 	listeners map[net.Listener]struct{}
@@ -109,6 +111,7 @@ func NewServer(hostKey crypto.Signer, peers *core.Peers, cfg Config, log *slog.L
 	if err := s.SetConfig(cfg); err != nil {
 		return nil, err
 	}
+	s.doneCtx, s.markDone = context.WithCancel(context.Background())
 	s.ChannelHandlers["session"] = s.serveSession
 	return s, nil
 }
@@ -136,8 +139,15 @@ func (s *Server) HostKey() gossh.PublicKey { return s.hostKey.PublicKey() }
 func (s *Server) ServeConn(ctx context.Context, c core.Conn) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	// Once the server shuts down, take no more streams: ServeConn returns when its SSH
+	// connections have ended, and the endpoint closes the connection, rather than
+	// waiting for a client that may never close it.
+	acceptCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(s.doneCtx, cancel)
+	defer stop()
 	for {
-		st, err := c.AcceptStream(ctx)
+		st, err := c.AcceptStream(acceptCtx)
 		if err != nil {
 			return nil
 		}
@@ -348,6 +358,7 @@ func (s *Server) Close() error {
 }
 
 func (s *Server) stop() []*serverConn {
+	s.markDone()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.closing = true

@@ -716,3 +716,24 @@ func waitFor(t *testing.T, b *syncBuffer, want string) {
 }
 
 var _ = os.Getpid
+
+func TestSetConfigAppliesToNewSessions(t *testing.T) {
+	f := newFixture(t, alkssh.Config{})
+	c := mustDial(t, f, f.owner)
+	s, _ := c.NewSession()
+	if err := s.RequestPty("xterm", 24, 80, nil); err == nil {
+		t.Fatal("pty with shell off")
+	}
+	s.Close()
+	if err := f.srv.SetConfig(alkssh.Config{Shell: true, Dir: f.srv.Config().Dir}); err != nil {
+		t.Fatal(err)
+	}
+	s2, _ := c.NewSession()
+	defer s2.Close()
+	if err := s2.RequestPty("xterm", 24, 80, nil); err != nil {
+		t.Fatalf("pty after enabling the shell: %v", err)
+	}
+	if err := f.srv.SetConfig(alkssh.Config{Command: "relative"}); err == nil {
+		t.Fatal("SetConfig accepted a relative command")
+	}
+}

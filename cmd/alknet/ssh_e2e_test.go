@@ -493,3 +493,56 @@ func TestSSHConfigCommand(t *testing.T) {
 		t.Fatalf("ssh with the printed config: %v\n%s", err, got)
 	}
 }
+
+// TestSSHGracefulShutdownOpenSSH stops the server (SIGTERM) under a running session:
+// the client hears why and the command ends with SIGHUP.
+func TestSSHGracefulShutdownOpenSSH(t *testing.T) {
+	n := startSSHNode(t, nil)
+	type result struct {
+		out, errOut string
+		code        int
+	}
+	started := make(chan struct{})
+	done := make(chan result, 2)
+	for _, tr := range []string{"quic", "plain"} {
+		go func() {
+			cmd := exec.Command("ssh", n.sshArgs(tr, []string{n.keys["owner"]}, nil, "echo started; exec sleep 3333")...)
+			cmd.Env = n.Env
+			var errb bytes.Buffer
+			cmd.Stderr = &errb
+			stdout, _ := cmd.StdoutPipe()
+			if err := cmd.Start(); err != nil {
+				done <- result{errOut: err.Error(), code: -1}
+				return
+			}
+			line, _ := bufio.NewReader(stdout).ReadString('\n')
+			if line == "started\n" {
+				started <- struct{}{}
+			}
+			io.Copy(io.Discard, stdout)
+			cmd.Wait()
+			done <- result{line, errb.String(), cmd.ProcessState.ExitCode()}
+		}()
+	}
+	for range 2 {
+		select {
+		case <-started:
+		case r := <-done:
+			t.Fatalf("session ended early: %+v", r)
+		case <-time.After(30 * time.Second):
+			t.Fatal("sessions did not start")
+		}
+	}
+	n.Stop(t)
+	for range 2 {
+		select {
+		case r := <-done:
+			if !strings.Contains(r.errOut, "shutting down") || r.code == 0 {
+				t.Errorf("client saw exit %d, stderr %q; want the shutdown notice", r.code, r.errOut)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatal("the client did not end when the server shut down")
+		}
+	}
+	waitPgrep(t, "^sleep 3333$", 0)
+}
