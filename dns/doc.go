@@ -22,6 +22,13 @@
 // concurrently. When a query carries the EDNS(0) padding option, the response is
 // padded to a multiple of 468 bytes (RFC 8467).
 //
+// # Clients and forwarding
+//
+// [Client] asks an alknet node over DoQ (a stream per query, many at once on one
+// connection) or DoT (queries pipelined on one connection and matched by ID), pinning
+// the node's key from its "<node-id>@host:port" address. Config.Forwarder sends names
+// outside every zone upstream over UDP, DoT or DoQ; see [NewForwarder].
+//
 // # Dynamic updates
 //
 // RFC 2136 updates are accepted over DoQ and DoT from peers whose TLS identity holds
