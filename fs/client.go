@@ -193,6 +193,12 @@ func (c *Client) Stat(ctx context.Context, h Hash) (size int64, ok bool, err err
 	return int64(n), present == 1, unexpected(err)
 }
 
+// Has reports whether the server has blob h.
+func (c *Client) Has(ctx context.Context, h Hash) (bool, error) {
+	_, ok, err := c.Stat(ctx, h)
+	return ok, err
+}
+
 // Tags lists the server's tags (only the public ones for a peer without fs:read).
 func (c *Client) Tags(ctx context.Context) ([]Tag, error) {
 	s, w, _, err := c.call(ctx, &Request{Op: OpTagList})
