@@ -485,3 +485,59 @@ func TestFSCorruptBlobE2E(t *testing.T) {
 		t.Fatalf("cat of a corrupt blob: %v, %d bytes", err, len(cat))
 	}
 }
+
+func TestFSLocalStoreE2E(t *testing.T) {
+	bin := alknetBinary(t)
+	work := t.TempDir()
+	store := filepath.Join(work, "store")
+	run := func(args ...string) (string, error) {
+		out, err := exec.Command(bin, args...).CombinedOutput()
+		return string(out), err
+	}
+	must := func(args ...string) string {
+		t.Helper()
+		out, err := run(args...)
+		if err != nil {
+			t.Fatalf("alknet %v: %v\n%s", args, err, out)
+		}
+		return out
+	}
+	tree := filepath.Join(work, "tree")
+	os.MkdirAll(filepath.Join(tree, "a"), 0o755)
+	os.WriteFile(filepath.Join(tree, "a", "f"), fsData(70000, 9), 0o644)
+	os.Symlink("a/f", filepath.Join(tree, "l"))
+	line := must("fs", "put", "--store", store, tree, "--tag", "snap")
+	hash := strings.Fields(line)[0]
+	if ls := must("fs", "ls", "--store", store); !strings.Contains(ls, "snap  "+hash+"  collection") {
+		t.Fatalf("ls: %s", ls)
+	}
+	restored := filepath.Join(work, "restored")
+	must("fs", "get", "--store", store, "snap", restored)
+	assertSameFile(t, filepath.Join(tree, "a", "f"), filepath.Join(restored, "a", "f"))
+	if target, _ := os.Readlink(filepath.Join(restored, "l")); target != "a/f" {
+		t.Fatalf("symlink -> %q", target)
+	}
+	fileHash := b3sumFile(t, filepath.Join(tree, "a", "f"))
+	if got := must("fs", "cat", "--store", store, fileHash); got != string(fsData(70000, 9)) {
+		t.Fatal("cat differs")
+	}
+	must("fs", "tag", "--store", store, "--delete", "snap")
+	if out := must("fs", "gc", "--store", store); !strings.Contains(out, "removed 2 blobs") {
+		t.Fatalf("gc: %s", out)
+	}
+	if out, err := run("fs", "get", "--store", store, hash, filepath.Join(work, "x")); err == nil || !strings.Contains(out, "not found") {
+		t.Fatalf("get after gc: %v %s", err, out)
+	}
+	// Wrong argument counts are usage errors.
+	if out, err := run("fs", "get", "--store", store, hash); err == nil || !strings.Contains(out, "with --store") {
+		t.Fatalf("bad args: %v %s", err, out)
+	}
+}
+
+func TestFSStoreInUseE2E(t *testing.T) {
+	n := startNode(t, "")
+	out, err := n.Run(t, "fs", "gc", "--store", filepath.Join(n.Dir, "blobs"))
+	if err == nil || !strings.Contains(string(out), "in use") {
+		t.Fatalf("gc on a served store: %v %s", err, out)
+	}
+}
