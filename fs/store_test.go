@@ -285,3 +285,38 @@ func TestOfficialVectorInputs(t *testing.T) {
 		}
 	}
 }
+
+func TestConcurrentIdenticalImports(t *testing.T) {
+	s := openStore(t)
+	data := testData(300000, 12)
+	var wg sync.WaitGroup
+	hashes := make([]Hash, 8)
+	errs := make([]error, 8)
+	for i := range hashes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			h, pin, err := s.Import(context.Background(), bytes.NewReader(data), int64(len(data)))
+			hashes[i], errs[i] = h, err
+			if err == nil {
+				// Read it back while the others are still committing.
+				got, _, ferr := fetchAll(t, s, h, All())
+				if ferr != nil || !bytes.Equal(got, data) {
+					errs[i] = fmt.Errorf("read back: %v", ferr)
+				}
+				pin.Release()
+			}
+		}()
+	}
+	wg.Wait()
+	for i := range hashes {
+		if errs[i] != nil || hashes[i] != Sum(data) {
+			t.Fatalf("import %d: %v", i, errs[i])
+		}
+	}
+	matches, _ := filepath.Glob(filepath.Join(s.Dir(), "blobs", "*", "*"))
+	if len(matches) != 2 { // the blob and its outboard, once
+		t.Fatalf("store holds %v", matches)
+	}
+	assertEmptyDir(t, filepath.Join(s.Dir(), "tmp"))
+}
