@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 
@@ -27,6 +28,14 @@ type vectors struct {
 		Signable   string `json:"signable"`
 		Signature  string `json:"signature"`
 	} `json:"signatures"`
+	Packets []struct {
+		Name         string `json:"name"`
+		Seed         string `json:"seed"`
+		PublicKey    string `json:"public_key"`
+		Z32          string `json:"z32"`
+		Timestamp    uint64 `json:"timestamp"`
+		RelayPayload string `json:"relay_payload"`
+	} `json:"packets"`
 	ZBase32 []struct {
 		PublicKey string `json:"public_key"`
 		Z32       string `json:"z32"`
@@ -102,6 +111,57 @@ func TestPkarrVectors(t *testing.T) {
 		if got := alkdns.RelativeName(key, "_alknet"); got != "_alknet."+zv.Z32+"." {
 			t.Fatalf("RelativeName = %s", got)
 		}
+	}
+}
+
+// TestPkarrJSPacket: a packet signed by pkarr's JavaScript implementation verifies
+// and decodes here, and signing its bytes with the same seed and timestamp gives the
+// same signature.
+func TestPkarrJSPacket(t *testing.T) {
+	v := loadVectors(t)
+	if len(v.Packets) == 0 {
+		t.Fatal("no packet vectors")
+	}
+	for _, pv := range v.Packets {
+		t.Run(pv.Name, func(t *testing.T) {
+			key := ed25519.PublicKey(unhex(t, pv.PublicKey))
+			if string(core.NodeIDOf(key)) != pv.Z32 {
+				t.Fatalf("node ID %s, want %s", core.NodeIDOf(key), pv.Z32)
+			}
+			payload := unhex(t, pv.RelayPayload)
+			sp, err := alkdns.ParseRelayPayload(key, payload)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sp.Timestamp != pv.Timestamp || !bytes.Equal(sp.RelayPayload(), payload) {
+				t.Fatal("decoded packet does not re-encode to the vector")
+			}
+			if _, err := alkdns.ParseSignedPacket(append(bytes.Clone(key), payload...)); err != nil {
+				t.Fatalf("canonical form: %v", err)
+			}
+			txt := sp.Records("_alknet." + pv.Z32)
+			www := sp.Records("www." + pv.Z32)
+			if len(txt) != 2 || txt[1].(*dns.TXT).Txt[0] != "alpn=doq" || len(www) != 1 || www[0].(*dns.A).A.String() != "192.0.2.10" {
+				t.Fatalf("records: %v %v", txt, www)
+			}
+			priv := ed25519.NewKeyFromSeed(unhex(t, pv.Seed))
+			again, err := alkdns.SignPacket(priv, sp.Packet, pv.Timestamp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(again.Signature, sp.Signature) {
+				t.Fatalf("our signature %x differs from pkarr's %x", again.Signature, sp.Signature)
+			}
+			// And the pkarr zone answers from it.
+			srv := newTestServer(t, alkdns.Config{Zones: []string{}, PkarrZone: "pk.test"})
+			if err := srv.Store().Put(sp); err != nil {
+				t.Fatal(err)
+			}
+			r := srv.Handle(ctxT(t), query("www."+pv.Z32+".pk.test.", dns.TypeA), alkdns.Info{})
+			if len(r.Answer) != 1 || r.Answer[0].(*dns.A).A.String() != "192.0.2.10" {
+				t.Fatalf("pkarr zone: %v", r)
+			}
+		})
 	}
 }
 
@@ -188,4 +248,43 @@ func flip(b []byte, i int) []byte {
 	c := bytes.Clone(b)
 	c[i] ^= 0x40
 	return c
+}
+
+// TestPkarrJSVerifiesOurPacket hands a packet signed by the node to pkarr's
+// JavaScript implementation. It runs when ALKNET_PKARR_JS names a folder where
+// "npm install pkarr@1.3.0" ran (and node is installed); otherwise it is skipped.
+func TestPkarrJSVerifiesOurPacket(t *testing.T) {
+	dir := os.Getenv("ALKNET_PKARR_JS")
+	if dir == "" {
+		t.Skip("set ALKNET_PKARR_JS to a folder with node_modules/pkarr to run")
+	}
+	node := needTool(t, "node")
+	script, err := os.ReadFile("testdata/pkarr_verify.mjs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.CreateTemp(dir, "alknet-verify-*.mjs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(f.Name()) })
+	f.Write(script)
+	f.Close()
+	key := core.GenerateKey()
+	sp, err := alkdns.NodePacket(key, []string{"198.51.100.7:4433"}, []string{"doq", "dot"}, 300)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(node, f.Name())
+	cmd.Stdin = strings.NewReader(hex.EncodeToString(sp.Bytes()))
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("pkarr JS refused the packet: %v\n%s", err, out)
+	}
+	id := string(core.NodeIDOf(pub(key)))
+	for _, want := range []string{`["_alknet.` + id + `","TXT","addr=198.51.100.7:4433"]`, `"alpn=dot"`} {
+		if !strings.Contains(string(out), want) {
+			t.Fatalf("pkarr JS decoded %s, want %s", out, want)
+		}
+	}
 }
