@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"math/rand/v2"
-	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -90,5 +89,4 @@ func TestMain_b3sumInstalled(t *testing.T) {
 	if got := b3sum(t, nil); got != EmptyHash.String() {
 		t.Fatalf("empty hash %s, b3sum %s", EmptyHash, got)
 	}
-	_ = os.Getenv
 }

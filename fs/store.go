@@ -454,15 +454,14 @@ func (s *Store) commit(h Hash, data, ob *os.File) (*TempPin, error) {
 	}
 	pin := s.pinLocked(h)
 	dst := s.dataPath(h)
-	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
-		pin.s.pins[h]--
-		return nil, fmt.Errorf("fs: import: %w", err)
-	}
 	fail := func(err error) (*TempPin, error) {
 		if s.pins[h]--; s.pins[h] <= 0 {
 			delete(s.pins, h)
 		}
 		return nil, fmt.Errorf("fs: import: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
+		return fail(err)
 	}
 	_, err := os.Stat(dst)
 	exists := err == nil

@@ -11,7 +11,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"lukechampine.com/blake3"
@@ -459,5 +458,3 @@ func fetchInto(ctx context.Context, src Source, root *os.Root, p string, e Entry
 	}
 	return root.Rename(tmp, p)
 }
-
-var _ = strings.Cut

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 
 	"lukechampine.com/blake3/bao"
 )
@@ -207,5 +206,3 @@ func (s *Store) Get(h Hash, rs RangeSet, w io.Writer) (uint64, error) {
 		return err
 	})
 }
-
-var _ = os.Open
