@@ -19,13 +19,19 @@
 //  4. session: "exec" (scope ssh:exec) with separate stdin, stdout and stderr and the
 //     exit status sent after all output; "shell", "pty-req", "window-change" and
 //     "signal" (scope ssh:shell, and [Config.Shell] must be on); "env" through an
-//     allow-list; "subsystem" through [Server.Subsystems] (scope ssh:<name>). x11 and
+//     allow-list; "subsystem" through [Server.Subsystems] (scope ssh:<name>); exec of a
+//     program registered in [Server.ExecHandlers] (scope ssh:exec:<name>). x11 and
 //     agent forwarding are refused and the session goes on. Programs run in their own
 //     process group (their own session on a PTY); when the client vanishes the group
 //     gets SIGHUP, then SIGKILL after [Config.HangupGrace].
 //
 // Later layers plug in through the hooks: forwarding registers channel types and
-// global requests, and the sftp module a subsystem. Every nil hook denies.
+// global requests, the sftp module a subsystem, git its upload-pack and receive-pack
+// programs. Every nil hook denies.
+//
+// Each command gets a minimal environment: PATH, HOME, USER, LOGNAME, SHELL,
+// ALKNET_PEER (the authenticated peer's name), TERM with a terminal, and the variables
+// the client set that [Config.Env] allows.
 //
 // The smallest server:
 //

@@ -63,3 +63,12 @@ func (c *ConnContext) RunClosers() {
 		fs[i]()
 	}
 }
+
+// ExecHandler serves an "exec" request in place of running a command, for a program
+// name it is registered under in [Server.ExecHandlers] (git-upload-pack, for git over
+// SSH). args is the command split into words the way a POSIX shell would for a simple
+// command (args[0] is the name); a command with shell operators or expansions never
+// reaches a handler. rw is the channel (reading gets the client's stdin, writing goes to
+// its stdout), stderr the channel's stderr. The returned value is sent as the exit
+// status after everything written has been flushed.
+type ExecHandler func(ctx context.Context, rw io.ReadWriter, stderr io.Writer, peer core.Peer, args []string) int

@@ -2,6 +2,7 @@ package ssh
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
 	gossh "golang.org/x/crypto/ssh"
@@ -120,6 +121,53 @@ func FuzzParseString(f *testing.F) {
 		}
 		if err == nil {
 			_ = signalByName[s]
+		}
+	})
+}
+
+func TestSplitCommand(t *testing.T) {
+	for _, tt := range []struct {
+		in   string
+		want []string
+	}{
+		{"git-upload-pack '/srv/repo.git'", []string{"git-upload-pack", "/srv/repo.git"}},
+		{`git-receive-pack "a b"  c\ d`, []string{"git-receive-pack", "a b", "c d"}},
+		{`echo "q\"x\\y"`, []string{"echo", `q"x\y`}},
+		{"x a=b c#d", []string{"x", "a=b", "c#d"}},
+		{"x 'it''s'", []string{"x", "its"}},
+		{"x ''", []string{"x", ""}},
+	} {
+		got, ok := SplitCommand(tt.in)
+		if !ok || strings.Join(got, "|") != strings.Join(tt.want, "|") || len(got) != len(tt.want) {
+			t.Errorf("%q: got %q %v, want %q", tt.in, got, ok, tt.want)
+		}
+	}
+	for _, in := range []string{"", "   ", "a; b", "a | b", "a && b", "a > f", "a $(b)", "a `b`", "a $HOME", `a "$HOME"`,
+		"a *", "a 'unclosed", `a "unclosed`, "a #c", "A=1 a", "a ~/x", "a\nb", "a {b,c}", `a \`, "! a"} {
+		if got, ok := SplitCommand(in); ok {
+			t.Errorf("%q: accepted as %q", in, got)
+		}
+	}
+}
+
+// FuzzSplitCommand checks that SplitCommand never panics and that what it accepts
+// survives a round trip through single quoting.
+func FuzzSplitCommand(f *testing.F) {
+	for _, s := range []string{"git-upload-pack '/srv/repo.git'", `a "b\"c" d\ e`, "a;b", "x ''"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		words, ok := SplitCommand(s)
+		if !ok {
+			return
+		}
+		var quoted []string
+		for _, w := range words {
+			quoted = append(quoted, "'"+strings.ReplaceAll(w, "'", `'\''`)+"'")
+		}
+		again, ok := SplitCommand(strings.Join(quoted, " "))
+		if !ok || strings.Join(again, "\x00") != strings.Join(words, "\x00") || len(again) != len(words) {
+			t.Fatalf("%q -> %q -> %q", s, words, again)
 		}
 	})
 }

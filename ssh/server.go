@@ -66,6 +66,11 @@ type Server struct {
 	// "sftp". A peer needs the scope "ssh:<name>" (ssh:sftp) to start one. A missing
 	// subsystem is refused.
 	Subsystems map[string]SubsystemHandler
+	// ExecHandlers serve "exec" requests by program name (the command's first word)
+	// instead of running a command, such as git-upload-pack for git over SSH. A peer
+	// needs "ssh:exec:<name>", which "ssh:exec" grants. Commands naming no handler run
+	// as programs and need "ssh:exec".
+	ExecHandlers map[string]ExecHandler
 
 	hostKey gossh.Signer
 	peers   *core.Peers
@@ -105,6 +110,7 @@ func NewServer(hostKey crypto.Signer, peers *core.Peers, cfg Config, log *slog.L
 		ChannelHandlers: map[string]ChannelHandler{},
 		RequestHandlers: map[string]RequestHandler{},
 		Subsystems:      map[string]SubsystemHandler{},
+		ExecHandlers:    map[string]ExecHandler{},
 		conns:           map[*serverConn]struct{}{},
 		listeners:       map[net.Listener]struct{}{},
 	}

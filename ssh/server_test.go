@@ -737,3 +737,29 @@ func TestSetConfigAppliesToNewSessions(t *testing.T) {
 		t.Fatal("SetConfig accepted a relative command")
 	}
 }
+
+func TestExecHandlers(t *testing.T) {
+	f := newFixture(t, alkssh.Config{})
+	f.srv.ExecHandlers["upper"] = func(ctx context.Context, rw io.ReadWriter, stderr io.Writer, peer core.Peer, args []string) int {
+		b, _ := io.ReadAll(rw)
+		fmt.Fprintf(rw, "%s %s %s", peer.Name(), strings.Join(args[1:], ","), strings.ToUpper(string(b)))
+		fmt.Fprint(stderr, "done")
+		return 4
+	}
+	// A peer holding only the finer scope reaches the handler, and nothing else.
+	upperOnly := core.GenerateKey()
+	if err := f.peers.Update([]core.PeerConfig{coretest.PeerFor("up", upperOnly, "ssh:exec:upper")}); err != nil {
+		t.Fatal(err)
+	}
+	c := mustDial(t, f, upperOnly)
+	out, errOut, err := run(t, c, `upper 'a b' "c"`, strings.NewReader("hello"))
+	if out != "up a b,c HELLO" || errOut != "done" || exitStatus(err) != 4 {
+		t.Fatalf("got %q %q %v", out, errOut, err)
+	}
+	if _, _, err := run(t, c, "echo hi", nil); err == nil {
+		t.Error("ssh:exec:upper ran an ordinary command")
+	}
+	if out, _, err := run(t, c, "upper x; echo hi", nil); err == nil || out != "" {
+		t.Errorf("a compound command reached the handler or a shell: %q %v", out, err)
+	}
+}

@@ -136,12 +136,20 @@ func (se *session) handle(ctx context.Context, req *gossh.Request) bool {
 		}
 		return se.signal(sig)
 	case "exec":
-		if !se.cc.Peer.Allows(core.ScopeSSHExec) {
-			return se.deny(req.Type)
-		}
 		command, err := ParseString(req.Payload)
 		if err != nil {
 			return false
+		}
+		if args, ok := SplitCommand(command); ok {
+			if h := se.srv.ExecHandlers[args[0]]; h != nil {
+				if !se.cc.Peer.Allows(core.ScopeSSHExec + ":" + args[0]) {
+					return se.deny(req.Type + " " + truncate(args[0], 32))
+				}
+				return se.execHook(ctx, h, args)
+			}
+		}
+		if !se.cc.Peer.Allows(core.ScopeSSHExec) {
+			return se.deny(req.Type)
 		}
 		return se.start(exec.Command(se.cfg.Command, "-c", command))
 	case "shell":
