@@ -4,7 +4,11 @@ FUZZTIME ?= 10s
 BENCHTIME ?= 1x
 GOTEST ?= go test
 
-.PHONY: run build test bench fuzz vet fmt check $(addprefix test/,$(MODULES)) $(addprefix fuzz/,$(MODULES)) $(addprefix bench/,$(MODULES))
+TEST_TARGETS := $(addprefix test/,$(MODULES))
+FUZZ_TARGETS := $(addprefix fuzz/,$(MODULES))
+BENCH_TARGETS := $(addprefix bench/,$(MODULES))
+
+.PHONY: run build test bench fuzz vet fmt check $(TEST_TARGETS) $(FUZZ_TARGETS) $(BENCH_TARGETS)
 
 run:
 	go run ./cmd/alknet serve
@@ -12,19 +16,17 @@ run:
 build:
 	mkdir -p bin && go build -o bin/alknet ./cmd/alknet
 
-test: $(addprefix test/,$(MODULES))
+test: $(TEST_TARGETS)
 
+# Static pattern rules: plain pattern rules are skipped for .PHONY targets.
 # core runs with the race detector; every module shuffles test order.
-test/core:
-	cd core && $(GOTEST) -race -shuffle=on -count=1 -timeout 20m ./...
-
-test/%:
-	cd $* && $(GOTEST) -shuffle=on -count=1 -timeout 30m ./...
+$(TEST_TARGETS): test/%:
+	cd $* && $(GOTEST) $(if $(filter core,$*),-race) -shuffle=on -count=1 -timeout 30m ./...
 
 # Each fuzz target runs for FUZZTIME (go test allows one -fuzz target per run).
-fuzz: $(addprefix fuzz/,$(MODULES))
+fuzz: $(FUZZ_TARGETS)
 
-fuzz/%:
+$(FUZZ_TARGETS): fuzz/%:
 	@cd $* && for pkg in $$(go list ./...); do \
 		for f in $$(go test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
 			echo "fuzz $$pkg $$f"; \
@@ -32,9 +34,9 @@ fuzz/%:
 		done; \
 	done
 
-bench: $(addprefix bench/,$(MODULES))
+bench: $(BENCH_TARGETS)
 
-bench/%:
+$(BENCH_TARGETS): bench/%:
 	cd $* && go test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) -timeout 60m ./...
 
 vet:
