@@ -245,7 +245,7 @@ func (f *Forwarder) HandleDirectTCPIP(ctx context.Context, s *Session, nc gossh.
 		return
 	}
 	go gossh.DiscardRequests(reqs)
-	join(ch, target)
+	join(ctx, ch, target)
 }
 
 // dial tries each checked address in order within the dial timeout.
@@ -342,16 +342,21 @@ func (f *Forwarder) HandleDirectStreamlocal(ctx context.Context, s *Session, nc 
 		return
 	}
 	go gossh.DiscardRequests(reqs)
-	join(ch, target)
+	join(ctx, ch, target)
 }
 
 // closeWriter is a connection that can half-close.
 type closeWriter interface{ CloseWrite() error }
 
 // join copies both ways between an SSH channel and a connection, passing each
-// end-of-file on as a half-close, and returns when both directions are done. Byte counts
-// are dropped on purpose: they are never logged.
-func join(ch gossh.Channel, c net.Conn) {
+// end-of-file on as a half-close, and returns when both directions are done or ctx (the
+// SSH connection's) ends. Byte counts are dropped on purpose: they are never logged.
+func join(ctx context.Context, ch gossh.Channel, c net.Conn) {
+	stop := context.AfterFunc(ctx, func() {
+		ch.Close()
+		c.Close()
+	})
+	defer stop()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

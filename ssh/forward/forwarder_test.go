@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,8 +26,9 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // testServer is a minimal SSH server that hands forwarding channels and requests to a
 // Forwarder, the way the alknet SSH server does through its handler maps.
 type testServer struct {
-	addr string
-	f    *Forwarder
+	addr   string
+	f      *Forwarder
+	active *atomic.Int32 // channel handlers running
 }
 
 func startServer(t *testing.T, f *Forwarder, peer core.Peer) *testServer {
@@ -46,6 +48,7 @@ func startServer(t *testing.T, f *Forwarder, peer core.Peer) *testServer {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var conns []net.Conn
+	active := new(atomic.Int32)
 	wg.Go(func() {
 		for {
 			c, err := ln.Accept()
@@ -55,7 +58,7 @@ func startServer(t *testing.T, f *Forwarder, peer core.Peer) *testServer {
 			mu.Lock()
 			conns = append(conns, c)
 			mu.Unlock()
-			wg.Go(func() { serveConn(ctx, c, cfg, f, peer) })
+			wg.Go(func() { serveConn(ctx, c, cfg, f, peer, active) })
 		}
 	})
 	t.Cleanup(func() {
@@ -69,15 +72,18 @@ func startServer(t *testing.T, f *Forwarder, peer core.Peer) *testServer {
 		wg.Wait()
 		f.Close()
 	})
-	return &testServer{addr: ln.Addr().String(), f: f}
+	return &testServer{addr: ln.Addr().String(), f: f, active: active}
 }
 
-func serveConn(ctx context.Context, c net.Conn, cfg *gossh.ServerConfig, f *Forwarder, peer core.Peer) {
+func serveConn(ctx context.Context, c net.Conn, cfg *gossh.ServerConfig, f *Forwarder, peer core.Peer, active *atomic.Int32) {
 	sc, chans, reqs, err := gossh.NewServerConn(c, cfg)
 	if err != nil {
 		c.Close()
 		return
 	}
+	// As in the alknet server: the context ends with the connection.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	var mu sync.Mutex
 	var closers []func()
 	s := &Session{Peer: peer, Transport: "tcp", Conn: sc, OnClose: func(fn func()) {
@@ -108,7 +114,11 @@ func serveConn(ctx context.Context, c net.Conn, cfg *gossh.ServerConfig, f *Forw
 	for nc := range chans {
 		switch nc.ChannelType() {
 		case ChannelDirectTCPIP:
-			wg.Go(func() { f.HandleDirectTCPIP(ctx, s, nc) })
+			active.Add(1)
+			wg.Go(func() {
+				defer active.Add(-1)
+				f.HandleDirectTCPIP(ctx, s, nc)
+			})
 		case ChannelDirectStreamlocal:
 			wg.Go(func() { f.HandleDirectStreamlocal(ctx, s, nc) })
 		default:
@@ -116,6 +126,7 @@ func serveConn(ctx context.Context, c net.Conn, cfg *gossh.ServerConfig, f *Forw
 		}
 	}
 	sc.Close()
+	cancel()
 	mu.Lock()
 	fs := closers
 	mu.Unlock()
@@ -471,4 +482,46 @@ func TestStreamlocal(t *testing.T) {
 		t.Fatal("streamlocal-forward outside the rules allowed")
 	}
 	ln.Close()
+}
+
+// A target that ignores end-of-file and never speaks must not keep a forward (and its
+// goroutines) alive once the SSH connection is gone.
+func TestConnectionEndEndsForwards(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err == nil {
+			held <- c
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		select {
+		case c := <-held:
+			c.Close()
+		default:
+		}
+	})
+	f := newForwarder(t, Config{Rules: []Rule{{Action: "allow", Target: "127.0.0.1"}}}, Options{})
+	srv := startServer(t, f, owner)
+	c := srv.client(t)
+	conn, err := c.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn.(interface{ CloseWrite() error }).CloseWrite()
+	target := <-held
+	held <- target
+	c.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for srv.active.Load() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the forward outlived its SSH connection")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

@@ -179,7 +179,7 @@ func (f *Forwarder) HandleTCPIPForward(ctx context.Context, s *Session, req *gos
 		return false, nil
 	}
 	f.wg.Add(1)
-	go f.acceptLoop(s, st, l)
+	go f.acceptLoop(ctx, s, st, l)
 	if m.Port == 0 {
 		return true, gossh.Marshal(struct{ Port uint32 }{l.bound})
 	}
@@ -250,7 +250,7 @@ func (f *Forwarder) HandleStreamlocalForward(ctx context.Context, s *Session, re
 		return false, nil
 	}
 	f.wg.Add(1)
-	go f.acceptLoop(s, st, l)
+	go f.acceptLoop(ctx, s, st, l)
 	return true, nil
 }
 
@@ -267,8 +267,9 @@ func (f *Forwarder) HandleCancelStreamlocalForward(ctx context.Context, s *Sessi
 	return st.removeListener(func(l *listener) bool { return l.unix && l.path == m.Path }), nil
 }
 
-// acceptLoop turns each connection on l into a channel towards the client.
-func (f *Forwarder) acceptLoop(s *Session, st *session, l *listener) {
+// acceptLoop turns each connection on l into a channel towards the client. ctx is the
+// SSH connection's: forwarded connections end with it.
+func (f *Forwarder) acceptLoop(ctx context.Context, s *Session, st *session, l *listener) {
 	defer f.wg.Done()
 	defer l.close()
 	for {
@@ -304,7 +305,7 @@ func (f *Forwarder) acceptLoop(s *Session, st *session, l *listener) {
 				return
 			}
 			go gossh.DiscardRequests(reqs)
-			join(ch, c)
+			join(ctx, ch, c)
 		}()
 	}
 }
