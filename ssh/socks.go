@@ -36,6 +36,7 @@ type SOCKSProxy struct {
 
 	mu      sync.Mutex
 	client  *gossh.Client
+	gone    chan struct{} // closed when client's connection ends
 	changed chan struct{} // closed and replaced when client changes
 }
 
@@ -94,8 +95,8 @@ func (p *SOCKSProxy) supervise(ctx context.Context, log *slog.Logger) {
 		}
 		backoff = minB
 		log.Info("socks: ssh connection up")
-		p.set(c)
 		done := make(chan struct{})
+		p.set(c, done)
 		go func() {
 			c.Wait()
 			close(done)
@@ -106,23 +107,23 @@ func (p *SOCKSProxy) supervise(ctx context.Context, log *slog.Logger) {
 			c.Close()
 			<-done
 		}
-		p.set(nil)
+		p.set(nil, nil)
 		if ctx.Err() == nil {
 			log.Warn("socks: ssh connection lost; reconnecting")
 		}
 	}
 }
 
-func (p *SOCKSProxy) set(c *gossh.Client) {
+func (p *SOCKSProxy) set(c *gossh.Client, gone chan struct{}) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.client = c
+	p.client, p.gone = c, gone
 	close(p.changed)
 	p.changed = make(chan struct{})
 }
 
-// current waits for a live SSH connection.
-func (p *SOCKSProxy) current(ctx context.Context) (*gossh.Client, error) {
+// current waits for a live SSH connection; gone is closed when it ends.
+func (p *SOCKSProxy) current(ctx context.Context) (c *gossh.Client, gone chan struct{}, err error) {
 	wait := p.WaitTimeout
 	if wait <= 0 {
 		wait = 15 * time.Second
@@ -131,29 +132,38 @@ func (p *SOCKSProxy) current(ctx context.Context) (*gossh.Client, error) {
 	defer timer.Stop()
 	for {
 		p.mu.Lock()
-		c, changed := p.client, p.changed
+		c, gone, changed := p.client, p.gone, p.changed
 		p.mu.Unlock()
 		if c != nil {
-			return c, nil
+			return c, gone, nil
 		}
 		select {
 		case <-changed:
 		case <-timer.C:
-			return nil, &socks5.ReplyError{Reply: socks5.GeneralFailure, Err: errors.New("no ssh connection")}
+			return nil, nil, &socks5.ReplyError{Reply: socks5.GeneralFailure, Err: errors.New("no ssh connection")}
 		case <-ctx.Done():
-			return nil, &socks5.ReplyError{Reply: socks5.GeneralFailure, Err: ctx.Err()}
+			return nil, nil, &socks5.ReplyError{Reply: socks5.GeneralFailure, Err: ctx.Err()}
 		}
 	}
 }
 
 func (p *SOCKSProxy) dial(ctx context.Context, host string, port uint16) (net.Conn, error) {
-	c, err := p.current(ctx)
+	c, gone, err := p.current(ctx)
 	if err != nil {
 		return nil, err
 	}
 	conn, err := c.DialContext(ctx, "tcp", net.JoinHostPort(host, strconv.Itoa(int(port))))
 	if err == nil {
-		return conn, nil
+		// A relay whose SSH connection died ends even if the local client stays idle.
+		tc := &tunnelConn{Conn: conn, closed: make(chan struct{})}
+		go func() {
+			select {
+			case <-gone:
+				tc.Close()
+			case <-tc.closed:
+			}
+		}()
+		return tc, nil
 	}
 	var oe *gossh.OpenChannelError
 	if errors.As(err, &oe) {
@@ -165,4 +175,23 @@ func (p *SOCKSProxy) dial(ctx context.Context, host string, port uint16) (net.Co
 		}
 	}
 	return nil, &socks5.ReplyError{Reply: socks5.GeneralFailure, Err: err}
+}
+
+// tunnelConn is a direct-tcpip channel as a net.Conn that reports its Close.
+type tunnelConn struct {
+	net.Conn
+	once   sync.Once
+	closed chan struct{}
+}
+
+func (c *tunnelConn) Close() error {
+	c.once.Do(func() { close(c.closed) })
+	return c.Conn.Close()
+}
+
+func (c *tunnelConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return c.Conn.Close()
 }
