@@ -43,8 +43,9 @@ type Config struct {
 	// MaxAuthTries is the number of failed authentication attempts after which the
 	// connection is dropped. Default 6; negative means unlimited.
 	MaxAuthTries int `toml:"max_auth_tries"`
-	// HangupGrace is how long processes of a session whose client vanished get after
-	// SIGHUP before the whole process group is killed. Default 2s.
+	// HangupGrace is how long the processes of a session get after SIGHUP (the client
+	// vanished, or the program ended leaving background jobs) before what is left of
+	// the session is killed. Default 2s.
 	HangupGrace core.Duration `toml:"hangup_grace"`
 	// Forward is the [ssh.forward] section: port-forwarding rules and limits (layer 5,
 	// package ssh/forward). The zero value denies every forward.

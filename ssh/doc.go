@@ -21,9 +21,10 @@
 //     "signal" (scope ssh:shell, and [Config.Shell] must be on); "env" through an
 //     allow-list; "subsystem" through [Server.Subsystems] (scope ssh:<name>); exec of a
 //     program registered in [Server.ExecHandlers] (scope ssh:exec:<name>). x11 and
-//     agent forwarding are refused and the session goes on. Programs run in their own
-//     process group (their own session on a PTY); when the client vanishes the group
-//     gets SIGHUP, then SIGKILL after [Config.HangupGrace].
+//     agent forwarding are refused and the session goes on. Each program starts as
+//     the leader of a new session (as sshd starts them); when the client vanishes,
+//     or the program ends leaving background jobs, every process of that session gets
+//     SIGHUP, then SIGKILL after [Config.HangupGrace].
 //
 // Later layers plug in through the hooks: forwarding registers channel types and
 // global requests, the sftp module a subsystem, git its upload-pack and receive-pack

@@ -2,10 +2,13 @@ package ssh
 
 import (
 	"errors"
+	"os"
+	"slices"
 	"strings"
 	"testing"
 
 	gossh "golang.org/x/crypto/ssh"
+	"golang.org/x/sys/unix"
 )
 
 func TestParsePayloads(t *testing.T) {
@@ -170,4 +173,22 @@ func FuzzSplitCommand(f *testing.F) {
 			t.Fatalf("%q -> %q -> %q", s, words, again)
 		}
 	})
+}
+
+func TestStatSession(t *testing.T) {
+	for in, want := range map[string]int{
+		"123 (sleep) S 1 123 123 0 -1":       123,
+		"7 (a) b (c)) R 1 7 99 0 -1 4194560": 99,
+		"7 (x":                               -1,
+		"7 (x) S 1":                          -1,
+	} {
+		got, ok := statSession([]byte(in))
+		if (want < 0 && ok) || (want >= 0 && got != want) {
+			t.Errorf("%q: got %d %v, want %d", in, got, ok, want)
+		}
+	}
+	sid, _ := unix.Getsid(os.Getpid())
+	if members := sessionMembers(sid); !slices.Contains(members, os.Getpid()) {
+		t.Errorf("sessionMembers(%d) = %v, lacks this process %d", sid, members, os.Getpid())
+	}
 }

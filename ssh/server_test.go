@@ -515,9 +515,9 @@ func TestClientVanishes(t *testing.T) {
 			}
 			var out syncBuffer
 			s.Stdout = &out
-			// A background job that ignores nothing, a child that traps HUP, and a
-			// foreground sleep.
-			script := fmt.Sprintf(`sh -c 'sleep 300; : %[1]s' & sh -c 'trap "" HUP; sleep 300; : %[1]s' & echo started; sleep 300`, marker)
+			// A background job, a child that ignores SIGHUP, a job in a process group
+			// of its own (set -m), and a foreground sleep.
+			script := fmt.Sprintf(`sh -c 'sleep 300; : %[1]s' & sh -c 'trap "" HUP; sleep 300; : %[1]s' & (set -m; sh -c 'sleep 300; : %[1]s' &) ; echo started; sleep 300`, marker)
 			if err := s.Start(script); err != nil {
 				t.Fatal(err)
 			}

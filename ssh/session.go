@@ -1,6 +1,7 @@
 package ssh
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -8,6 +9,8 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -292,7 +295,7 @@ func (se *session) startPipes(cmd *exec.Cmd) error {
 	}
 	files = append(files, errR, errW)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = inR, outW, errW
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true} // its own session and process group
 	if err := cmd.Start(); err != nil {
 		closeAll()
 		return err
@@ -377,7 +380,7 @@ func (se *session) startPty(cmd *exec.Cmd) error {
 }
 
 // finish sends the program's exit status (or signal), ends the channel and makes sure
-// nothing of the process group stays behind.
+// nothing of the program's session stays behind.
 func (se *session) finish(cmd *exec.Cmd, waitErr error) {
 	defer close(se.finished)
 	se.wmu.Lock()
@@ -399,27 +402,76 @@ func (se *session) finish(cmd *exec.Cmd, waitErr error) {
 		se.ch.SendRequest("exit-status", false, exitStatusPayload(255))
 	}
 	se.ch.Close()
-	// Leftover members of the group (background jobs) go with the session.
+	// Leftovers (background jobs) go with the session.
 	reap(cmd.Process.Pid, se.cfg.HangupGrace.Std())
 }
 
-// reap sends SIGHUP to process group pgid if it still has members, and SIGKILL after
-// grace if any are left.
-func reap(pgid int, grace time.Duration) {
-	if unix.Kill(-pgid, 0) != nil {
+// reap ends what is left of a program's session sid (its process ID: every program
+// starts as the leader of a new session, as sshd starts them): SIGHUP (and SIGCONT, so a
+// stopped process wakes up to die) to every member, and SIGKILL after grace to those
+// still there. Members are found by session ID, so background jobs that moved to a
+// process group of their own are found too; only a process that left the session with
+// setsid(2) escapes.
+func reap(sid int, grace time.Duration) {
+	members := sessionMembers(sid)
+	if len(members) == 0 {
 		return
 	}
-	unix.Kill(-pgid, unix.SIGHUP)
-	unix.Kill(-pgid, unix.SIGCONT) // a stopped process must wake up to die of SIGHUP
+	for _, pid := range members {
+		unix.Kill(pid, unix.SIGHUP)
+		unix.Kill(pid, unix.SIGCONT)
+	}
 	time.AfterFunc(grace, func() {
-		if unix.Kill(-pgid, 0) == nil {
-			unix.Kill(-pgid, unix.SIGKILL)
+		for _, pid := range sessionMembers(sid) {
+			unix.Kill(pid, unix.SIGKILL)
 		}
 	})
 }
 
-// hangup ends a running program because the client went away: SIGHUP to its process
-// group, then SIGKILL after the grace period.
+// sessionMembers lists the processes whose session ID is sid, from /proc. Where /proc
+// cannot be read it falls back to the process group sid.
+func sessionMembers(sid int) []int {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		if unix.Kill(-sid, 0) == nil {
+			return []int{-sid}
+		}
+		return nil
+	}
+	var out []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		if s, ok := statSession(b); ok && s == sid {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// statSession returns the session field of a /proc/<pid>/stat line: "pid (comm) state
+// ppid pgrp session ...", where comm may hold spaces and parentheses.
+func statSession(b []byte) (int, bool) {
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, false
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 4 {
+		return 0, false
+	}
+	sid, err := strconv.Atoi(f[3])
+	return sid, err == nil
+}
+
+// hangup ends a running program because the client went away: SIGHUP to its session,
+// then SIGKILL after the grace period.
 func (se *session) hangup() {
 	se.mu.Lock()
 	p := se.proc
@@ -450,7 +502,7 @@ func (se *session) shutdown() {
 }
 
 // signal delivers sig to the program: to the terminal's foreground process group when
-// it runs on a PTY, else to its process group.
+// it runs on a PTY, else to the program's process group.
 func (se *session) signal(sig syscall.Signal) bool {
 	se.mu.Lock()
 	p, f := se.proc, se.ptyFile
