@@ -1,6 +1,8 @@
 package main
 
 import (
+	"net"
+	"net/http"
 	"strings"
 	"testing"
 )
@@ -11,7 +13,21 @@ import (
 func TestSOCKSCommand(t *testing.T) {
 	allowed := startFwdHTTP(t, 1<<20)
 	denied := startFwdHTTP(t, 1000)
-	n := startFwdNode(t, allowRule("127.0.0.1:"+allowed.port))
+	// An IPv6 target, when the machine has ::1.
+	var v6 *fwdHTTP
+	rules := allowRule("127.0.0.1:" + allowed.port)
+	if l, err := net.Listen("tcp", "[::1]:0"); err == nil {
+		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(allowed.body) })}
+		go srv.Serve(l)
+		t.Cleanup(func() { srv.Close() })
+		_, port, _ := net.SplitHostPort(l.Addr().String())
+		v6 = &fwdHTTP{port: port, body: allowed.body}
+		rules += allowRule("[::1]:" + port)
+	}
+	// An allowed port where nothing listens.
+	dead := freeTCPPort(t)
+	rules += allowRule("127.0.0.1:" + dead)
+	n := startFwdNode(t, rules)
 	for _, transport := range []string{"quic", "tcp"} {
 		t.Run(transport, func(t *testing.T) {
 			lp := freeTCPPort(t)
@@ -28,6 +44,17 @@ func TestSOCKSCommand(t *testing.T) {
 					t.Fatalf("curl %s %s: exit %d: %s\n%s", tc.flag, tc.url, code, errs, p.stderr.String())
 				}
 				sameBody(t, "alknet socks", body, allowed.body)
+			}
+			if v6 != nil {
+				body, errs, code := curl(t, "--socks5", proxy, "http://[::1]:"+v6.port+"/")
+				if code != 0 {
+					t.Fatalf("curl --socks5 to [::1]: exit %d: %s", code, errs)
+				}
+				sameBody(t, "alknet socks to IPv6", body, v6.body)
+			}
+			// An allowed target that refuses: the SOCKS reply says so (5).
+			if _, errs, code := curl(t, "--socks5", proxy, "http://127.0.0.1:"+dead+"/"); code == 0 || !strings.Contains(errs, "(5)") && !strings.Contains(errs, "refused") {
+				t.Fatalf("curl to a closed port: exit %d: %s", code, errs)
 			}
 			for _, tc := range []struct{ flag, url string }{
 				{"--socks5", "http://127.0.0.1:" + denied.port + "/"},
