@@ -473,6 +473,12 @@ func TestStreamlocal(t *testing.T) {
 		conn.Write(b)
 		conn.Close()
 	}()
+	if fi, err := os.Stat(rsock); err != nil || fi.Mode().Perm() != 0o600 || fi.Mode().Type() != os.ModeSocket {
+		t.Fatalf("remote socket: %v, %v; want a socket with mode 0600", fi.Mode(), err)
+	}
+	if _, err := c.ListenUnix(rsock); err == nil {
+		t.Fatal("a second listener replaced an existing socket")
+	}
 	uc, err := net.Dial("unix", rsock)
 	if err != nil {
 		t.Fatal(err)
@@ -482,6 +488,19 @@ func TestStreamlocal(t *testing.T) {
 		t.Fatal("streamlocal-forward outside the rules allowed")
 	}
 	ln.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, err := os.Stat(rsock); os.IsNotExist(err) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("socket file left behind after cancel")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if m, _ := filepath.Glob(filepath.Join(dir, ".alknet-*")); len(m) != 0 {
+		t.Fatalf("temporary sockets left: %v", m)
+	}
 }
 
 // A target that ignores end-of-file and never speaks must not keep a forward (and its

@@ -2,7 +2,11 @@ package forward
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"net"
+	"os"
+	"path/filepath"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -213,8 +217,9 @@ type forwardedStreamlocal struct {
 // HandleStreamlocalForward serves "streamlocal-forward@openssh.com" (ssh -R with a
 // socket path): it needs [Config.Streamlocal], the scope "ssh:forward:remote" and a rule
 // allowing the path. Each accepted connection becomes a
-// "forwarded-streamlocal@openssh.com" channel. The socket file is removed when the
-// listener closes.
+// "forwarded-streamlocal@openssh.com" channel. The socket file is created with mode
+// 0600 (like OpenSSH's StreamLocalBindMask 0177), never replaces an existing file, and
+// is removed when the listener closes.
 func (f *Forwarder) HandleStreamlocalForward(ctx context.Context, s *Session, req *gossh.Request) (bool, []byte) {
 	st, err := f.state(s)
 	if err != nil {
@@ -238,7 +243,7 @@ func (f *Forwarder) HandleStreamlocalForward(ctx context.Context, s *Session, re
 		f.log.Info("ssh forward refused", "peer", s.Peer.Name(), "kind", req.Type, "reason", "limit")
 		return false, nil
 	}
-	ln, err := net.Listen("unix", m.Path)
+	ln, err := listenUnixPrivate(m.Path)
 	if err != nil {
 		release()
 		f.log.Info("ssh forward: listen failed", "peer", s.Peer.Name(), "kind", req.Type, "err", "bind")
@@ -308,4 +313,41 @@ func (f *Forwarder) acceptLoop(ctx context.Context, s *Session, st *session, l *
 			join(ctx, ch, c)
 		}()
 	}
+}
+
+// listenUnixPrivate listens on a new Unix socket at path with mode 0600. The socket is
+// bound under a random name beside path, restricted, then linked into place, so it is
+// never reachable at path with wider permissions and never replaces an existing file.
+func listenUnixPrivate(path string) (net.Listener, error) {
+	var rnd [8]byte
+	rand.Read(rnd[:])
+	tmp := filepath.Join(filepath.Dir(path), ".alknet-"+hex.EncodeToString(rnd[:])+".sock")
+	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: tmp, Net: "unix"})
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Chmod(tmp, 0o600); err != nil {
+		l.Close()
+		return nil, err
+	}
+	if err := os.Link(tmp, path); err != nil {
+		l.Close()
+		return nil, err
+	}
+	l.SetUnlinkOnClose(false)
+	os.Remove(tmp)
+	return &unixListener{UnixListener: l, path: path}, nil
+}
+
+// unixListener removes its socket file when closed.
+type unixListener struct {
+	*net.UnixListener
+	path string
+	once sync.Once
+}
+
+func (l *unixListener) Close() error {
+	err := l.UnixListener.Close()
+	l.once.Do(func() { os.Remove(l.path) })
+	return err
 }
