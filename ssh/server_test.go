@@ -55,7 +55,9 @@ type fixture struct {
 	log                 *logBuffer
 }
 
-func newFixture(t *testing.T, cfg alkssh.Config) *fixture {
+func newFixtureTB(tb testing.TB) *fixture { return newFixture(tb, alkssh.Config{}) }
+
+func newFixture(t testing.TB, cfg alkssh.Config) *fixture {
 	t.Helper()
 	f := &fixture{owner: core.GenerateKey(), execOnly: core.GenerateKey(), no: core.GenerateKey(), log: &logBuffer{}}
 	var err error
@@ -114,7 +116,11 @@ func (f *fixture) dialPipe(t *testing.T, keys ...ed25519.PrivateKey) (*gossh.Cli
 	return f.sshClient(t, core.NetConn(st, nil, nil), keys...)
 }
 
-func (f *fixture) sshClient(t *testing.T, nc net.Conn, keys ...ed25519.PrivateKey) (*gossh.Client, error) {
+func (f *fixture) sshClientTB(t testing.TB, nc net.Conn, keys ...ed25519.PrivateKey) (*gossh.Client, error) {
+	return f.sshClient(t, nc, keys...)
+}
+
+func (f *fixture) sshClient(t testing.TB, nc net.Conn, keys ...ed25519.PrivateKey) (*gossh.Client, error) {
 	t.Helper()
 	var signers []gossh.Signer
 	for _, k := range keys {
