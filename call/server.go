@@ -3,6 +3,7 @@ package call
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/alkdev/alknet/core"
@@ -52,17 +53,73 @@ type Server struct {
 	// OnSession, if set, is called with each connection's session once it starts, for
 	// example to call operations the client registered. It must not block.
 	OnSession func(*Session)
+
+	mu       sync.Mutex
+	closing  bool
+	sessions map[*Session]struct{}
 }
 
 // ServeConn serves one connection until it ends.
 func (srv *Server) ServeConn(ctx context.Context, c core.Conn) error {
 	s := newSession(ctx, c, sessionConfig{reg: srv.registry(), cfg: srv.Config, log: srv.Logger, resolve: srv.ResolveToken})
+	srv.mu.Lock()
+	if srv.closing {
+		srv.mu.Unlock()
+		c.Close(core.CodeShutdown, "shutting down")
+		return nil
+	}
+	if srv.sessions == nil {
+		srv.sessions = make(map[*Session]struct{})
+	}
+	srv.sessions[s] = struct{}{}
+	srv.mu.Unlock()
+	defer func() {
+		srv.mu.Lock()
+		delete(srv.sessions, s)
+		srv.mu.Unlock()
+	}()
 	if srv.OnSession != nil {
 		srv.OnSession(s)
 	}
 	s.serve()
 	return nil
 }
+
+// Shutdown closes every connection as soon as no call from its client is running,
+// with application code [core.CodeShutdown], and refuses new connections. It returns
+// when all are closed, or with ctx.Err() when ctx ends first; the endpoint then closes
+// what is left. The endpoint calls it on [core.Endpoint.Shutdown].
+func (srv *Server) Shutdown(ctx context.Context) error {
+	srv.mu.Lock()
+	srv.closing = true
+	sessions := make([]*Session, 0, len(srv.sessions))
+	for s := range srv.sessions {
+		sessions = append(sessions, s)
+	}
+	srv.mu.Unlock()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for len(sessions) > 0 {
+		left := sessions[:0]
+		for _, s := range sessions {
+			if !s.closeIfIdle() {
+				left = append(left, s)
+			}
+		}
+		sessions = left
+		if len(sessions) == 0 {
+			break
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+var _ core.Shutdowner = (*Server)(nil)
 
 func (srv *Server) registry() *Registry {
 	if srv.Registry == nil {

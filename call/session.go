@@ -53,6 +53,7 @@ type Session struct {
 	pending  map[string]*pending // our calls, by id
 	running  map[string]*running // the other side's calls, by id
 	answered map[string]bool     // our calls on a shared stream that got their output
+	active   int                 // the other side's calls whose handler has not returned
 }
 
 // sessionConfig is what Server and Dial pass to newSession.
@@ -115,6 +116,20 @@ func (s *Session) Close() error {
 	return nil
 }
 
+// closeIfIdle closes the connection if none of the other side's calls is running, and
+// reports whether the session is over.
+func (s *Session) closeIfIdle() bool {
+	s.mu.Lock()
+	idle := s.active == 0 || s.closed
+	s.mu.Unlock()
+	if idle {
+		// End the accept loop; the handler returns and the endpoint closes the
+		// connection after the last replies have gone out.
+		s.cancel()
+	}
+	return idle
+}
+
 func (s *Session) shutdown() {
 	s.mu.Lock()
 	s.closed = true
@@ -126,12 +141,11 @@ func (s *Session) shutdown() {
 	}
 	s.mu.Unlock()
 	s.cancel()
-	s.conn.Close(core.CodeOK, "")
 	for _, p := range pend {
 		p.push(event{err: Errorf(CodeInternal, "connection closed")}, true)
 	}
 	for _, ws := range streams {
-		ws.s.Close()
+		ws.close()
 	}
 	s.wg.Wait()
 	close(s.done)
@@ -159,6 +173,22 @@ type wstream struct {
 	flushing bool
 	werr     error
 }
+
+// close closes the stream once the write in progress, if any, is done; later writes
+// fail.
+func (ws *wstream) close() {
+	ws.wmu.Lock()
+	for ws.flushing {
+		ws.drained.Wait()
+	}
+	if ws.werr == nil {
+		ws.werr = errStreamClosed
+	}
+	ws.wmu.Unlock()
+	ws.s.Close()
+}
+
+var errStreamClosed = errors.New("call: stream closed")
 
 // write queues a frame. Concurrent writers are combined: whoever finds no write in
 // progress writes everything queued, in rounds, so many small frames share one system
@@ -266,7 +296,7 @@ func (s *Session) endStream(ws *wstream, clean bool) {
 	s.failPending(ws, Errorf(CodeInternal, "stream closed before the reply"))
 	ws.handlers.Wait()
 	ws.cancel()
-	ws.s.Close()
+	ws.close()
 	s.mu.Lock()
 	delete(s.streams, ws)
 	s.mu.Unlock()
@@ -401,6 +431,7 @@ func (s *Session) dispatch(ws *wstream, env Envelope) {
 		return
 	}
 	s.running[env.ID] = r
+	s.active++
 	ws.handlers.Add(1)
 	s.wg.Add(1)
 	s.mu.Unlock()
@@ -411,6 +442,9 @@ func (s *Session) serveRequest(ctx context.Context, r *running, op string, input
 	defer func() {
 		r.cancel()
 		r.forget()
+		s.mu.Lock()
+		s.active--
+		s.mu.Unlock()
 		r.ws.handlers.Done()
 		s.wg.Done()
 	}()
@@ -618,7 +652,7 @@ func (s *Session) streamFor(ctx context.Context) (*wstream, error) {
 // Call, gets an error and stops.
 func (s *Session) release(ws *wstream) {
 	if ws.own {
-		ws.s.Close()
+		ws.close()
 	}
 }
 

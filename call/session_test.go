@@ -331,3 +331,45 @@ func TestFrameLimits(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestServerShutdown: Shutdown closes idle connections at once and busy ones when
+// their calls finish.
+func TestServerShutdown(t *testing.T) {
+	pr := newProbe()
+	srv := &call.Server{Registry: testRegistry(t, pr)}
+	owner := core.Peer{Identity: &core.Identity{Name: "o", Scopes: []string{"*"}}}
+	start := func() (*call.Session, chan struct{}) {
+		c, sc := coretest.Pipe(call.ALPN, core.Peer{}, owner)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			srv.ServeConn(context.Background(), sc)
+			sc.Close(core.CodeShutdown, "") // what the endpoint does when the handler returns
+		}()
+		s := call.NewClient(c, nil)
+		t.Cleanup(func() { s.Close(); <-done })
+		return s, done
+	}
+	idle, idleDone := start()
+	if _, err := idle.Call(context.Background(), "services/list", nil); err != nil {
+		t.Fatal(err)
+	}
+	busy, busyDone := start()
+	result := make(chan error, 1)
+	go func() {
+		_, err := busy.Call(context.Background(), "test/slow", json.RawMessage(`{"millis":300,"tag":"shutdown"}`))
+		result <- err
+	}()
+	wait(t, pr.startedCh("shutdown"), "the busy call to start")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-result; err != nil {
+		t.Fatalf("the call in flight during Shutdown: %v", err)
+	}
+	wait(t, idleDone, "the idle connection to close")
+	wait(t, busyDone, "the busy connection to close")
+	<-idle.Done()
+}
