@@ -17,6 +17,20 @@ type Config struct {
 	// DefaultTimeout bounds a query or mutation that sets no deadline of its own; when
 	// it passes the call fails with TIMEOUT. Zero means 30 s. Subscriptions have none.
 	DefaultTimeout core.Duration `toml:"default_timeout"`
+	// MaxCallsPerConn bounds the calls from one connection that run at once; a request
+	// past it fails with INTERNAL "too many calls in flight". Zero means 1024; negative
+	// means no limit.
+	MaxCallsPerConn int `toml:"max_calls_per_conn"`
+}
+
+func (c Config) maxCalls() int {
+	switch {
+	case c.MaxCallsPerConn == 0:
+		return 1024
+	case c.MaxCallsPerConn < 0:
+		return int(^uint(0) >> 1)
+	}
+	return c.MaxCallsPerConn
 }
 
 func (c Config) timeout() time.Duration {

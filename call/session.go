@@ -36,6 +36,7 @@ type Session struct {
 	reg      *Registry
 	peer     core.Peer // the other side, as seen by our handlers
 	timeout  int64     // default timeout, nanoseconds
+	maxCalls int       // the other side's calls that may run at once
 	log      *slog.Logger
 	resolve  func(context.Context, string) *core.Identity
 	multi    atomic.Bool
@@ -73,7 +74,7 @@ func newSession(ctx context.Context, c core.Conn, sc sessionConfig) *Session {
 		sc.log = slog.New(slog.DiscardHandler)
 	}
 	s := &Session{
-		conn: c, reg: sc.reg, peer: c.Peer(), timeout: int64(sc.cfg.timeout()), log: sc.log, resolve: sc.resolve,
+		conn: c, reg: sc.reg, peer: c.Peer(), timeout: int64(sc.cfg.timeout()), maxCalls: sc.cfg.maxCalls(), log: sc.log, resolve: sc.resolve,
 		done: make(chan struct{}), ready: make(chan struct{}),
 		streams: make(map[*wstream]struct{}), pending: make(map[string]*pending), running: make(map[string]*running), answered: make(map[string]bool),
 	}
@@ -428,6 +429,12 @@ func (s *Session) dispatch(ws *wstream, env Envelope) {
 		s.mu.Unlock()
 		cancel()
 		ws.write(frame(TypeError, env.ID, errorPayload(Errorf(CodeInvalidInput, "request id %q is already in use", env.ID))))
+		return
+	}
+	if s.active >= s.maxCalls {
+		s.mu.Unlock()
+		cancel()
+		ws.write(frame(TypeError, env.ID, errorPayload(Errorf(CodeInternal, "too many calls in flight on this connection (limit %d)", s.maxCalls))))
 		return
 	}
 	s.running[env.ID] = r

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -372,4 +373,31 @@ func TestServerShutdown(t *testing.T) {
 	wait(t, idleDone, "the idle connection to close")
 	wait(t, busyDone, "the busy connection to close")
 	<-idle.Done()
+}
+
+func TestMaxCallsPerConn(t *testing.T) {
+	pr := newProbe()
+	conn := pipeServer(t, testRegistry(t, pr), &core.Identity{Name: "o", Scopes: []string{"*"}}, call.Config{MaxCallsPerConn: 2})
+	s := call.NewClient(conn, nil)
+	defer s.Close()
+	results := make(chan error, 2)
+	for i := range 2 {
+		go func() {
+			_, err := s.Call(context.Background(), "test/slow", json.RawMessage(fmt.Sprintf(`{"millis":400,"tag":"max-%d"}`, i)))
+			results <- err
+		}()
+		wait(t, pr.startedCh(fmt.Sprint("max-", i)), "a slow call to start")
+	}
+	_, err := s.Call(context.Background(), "test/echo", json.RawMessage(`{"msg":"x"}`))
+	if !errors.Is(err, call.ErrInternal) || !strings.Contains(err.Error(), "too many calls") {
+		t.Fatalf("third call: %v", err)
+	}
+	for range 2 {
+		if err := <-results; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.Call(context.Background(), "test/echo", json.RawMessage(`{"msg":"x"}`)); err != nil {
+		t.Fatalf("after the slow calls: %v", err)
+	}
 }
