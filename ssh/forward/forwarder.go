@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -231,7 +232,7 @@ func (f *Forwarder) HandleDirectTCPIP(ctx context.Context, s *Session, nc gossh.
 	}
 	defer st.release()
 	if dec.Internal {
-		f.serveInternal(ctx, s, nc, req.Host)
+		f.serveInternal(ctx, s, nc, strings.ToLower(strings.TrimSuffix(req.Host, ".")))
 		return
 	}
 	target, err := f.dial(ctx, p, "tcp", dec.Addrs, req.Port)

@@ -357,6 +357,14 @@ func TestInternalService(t *testing.T) {
 	if got := <-gotPeer; got != "owner ssh" {
 		t.Errorf("handler saw %q", got)
 	}
+	// Names are case-insensitive: the ALPN is the lower-case name.
+	conn, err = c.Dial("tcp", "ALKNET-Echo.:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Millisecond)
+	roundTrip(t, conn, []byte("upper case"))
+	<-gotPeer
 	_, err = c.Dial("tcp", "alknet-nothing:0")
 	wantOpenError(t, err, gossh.ConnectionFailed)
 }
