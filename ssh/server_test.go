@@ -3,8 +3,12 @@ package ssh_test
 import (
 	"bytes"
 	"context"
+	"crypto"
+	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -767,5 +771,104 @@ func TestExecHandlers(t *testing.T) {
 	}
 	if out, _, err := run(t, c, "upper x; echo hi", nil); err == nil || out != "" {
 		t.Errorf("a compound command reached the handler or a shell: %q %v", out, err)
+	}
+}
+
+// TestUserKeyTypes: Ed25519 by node ID, ECDSA and RSA (SHA-2 signatures) by OpenSSH
+// line; RSA with SHA-1 signatures is refused.
+func TestUserKeyTypes(t *testing.T) {
+	f := newFixture(t, alkssh.Config{})
+	ecKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	rsaKey, _ := rsa.GenerateKey(rand.Reader, 2048)
+	var list []core.PeerConfig
+	signers := map[string]gossh.Signer{}
+	for name, k := range map[string]crypto.Signer{"ec": ecKey, "rsa": rsaKey} {
+		s, err := gossh.NewSignerFromSigner(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		signers[name] = s
+		list = append(list, core.PeerConfig{Name: name, Keys: []string{strings.TrimSpace(string(gossh.MarshalAuthorizedKey(s.PublicKey())))}, Scopes: []string{core.ScopeSSHExec}})
+	}
+	if err := f.peers.Update(list); err != nil {
+		t.Fatal(err)
+	}
+	sha1RSA, _ := gossh.NewSignerWithAlgorithms(signers["rsa"].(gossh.AlgorithmSigner), []string{gossh.KeyAlgoRSA})
+	sha2RSA, _ := gossh.NewSignerWithAlgorithms(signers["rsa"].(gossh.AlgorithmSigner), []string{gossh.KeyAlgoRSASHA512})
+	for _, tt := range []struct {
+		name   string
+		signer gossh.Signer
+		want   string // peer name, "" for refused
+	}{
+		{"ecdsa", signers["ec"], "ec"},
+		{"rsa-sha2-512", sha2RSA, "rsa"},
+		{"ssh-rsa (sha1)", sha1RSA, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			client, server := coretest.Pipe(alkssh.ALPN, core.Peer{}, core.Peer{})
+			done := make(chan struct{})
+			go func() { defer close(done); f.srv.ServeConn(context.Background(), server) }()
+			defer func() { client.Close(0, ""); <-done }()
+			st, _ := client.OpenStream(context.Background())
+			conn, chans, reqs, err := gossh.NewClientConn(core.NetConn(st, nil, nil), "alknet", &gossh.ClientConfig{
+				User: "x", Auth: []gossh.AuthMethod{gossh.PublicKeys(tt.signer)},
+				HostKeyCallback: gossh.FixedHostKey(f.srv.HostKey()), Timeout: 10 * time.Second,
+			})
+			if tt.want == "" {
+				if err == nil {
+					conn.Close()
+					t.Fatal("accepted")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := gossh.NewClient(conn, chans, reqs)
+			defer c.Close()
+			out, _, err := run(t, c, "echo $ALKNET_PEER", nil)
+			if err != nil || out != tt.want+"\n" {
+				t.Fatalf("got %q %v", out, err)
+			}
+		})
+	}
+}
+
+// TestAlgorithms: only the modern key exchanges and ciphers are offered.
+func TestAlgorithms(t *testing.T) {
+	f := newFixture(t, alkssh.Config{})
+	for _, tt := range []struct {
+		name    string
+		kex     []string
+		ciphers []string
+		ok      bool
+	}{
+		{"mlkem hybrid", []string{gossh.KeyExchangeMLKEM768X25519}, nil, true},
+		{"curve25519", []string{gossh.KeyExchangeCurve25519}, nil, true},
+		{"chacha20-poly1305", nil, []string{gossh.CipherChaCha20Poly1305}, true},
+		{"aes256-gcm", nil, []string{gossh.CipherAES256GCM}, true},
+		{"ecdh-p256 refused", []string{gossh.KeyExchangeECDHP256}, nil, false},
+		{"dh-group14 refused", []string{gossh.KeyExchangeDH14SHA256}, nil, false},
+		{"aes-ctr refused", nil, []string{gossh.CipherAES128CTR}, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			client, server := coretest.Pipe(alkssh.ALPN, core.Peer{}, core.Peer{})
+			done := make(chan struct{})
+			go func() { defer close(done); f.srv.ServeConn(context.Background(), server) }()
+			defer func() { client.Close(0, ""); <-done }()
+			st, _ := client.OpenStream(context.Background())
+			cfg := &gossh.ClientConfig{
+				User: "x", Auth: []gossh.AuthMethod{gossh.PublicKeys(signer(t, f.owner))},
+				HostKeyCallback: gossh.FixedHostKey(f.srv.HostKey()), Timeout: 10 * time.Second,
+			}
+			cfg.KeyExchanges, cfg.Ciphers = tt.kex, tt.ciphers
+			conn, _, _, err := gossh.NewClientConn(core.NetConn(st, nil, nil), "alknet", cfg)
+			if conn != nil {
+				conn.Close()
+			}
+			if (err == nil) != tt.ok {
+				t.Fatalf("handshake err %v, want ok=%v", err, tt.ok)
+			}
+		})
 	}
 }

@@ -104,26 +104,32 @@ func freePort(t testing.TB) string {
 
 // startNodeEdited is startNode with the generated config passed through edit before
 // the server starts (startNode can only append, and [ssh] already exists).
-func startNodeEdited(t testing.TB, edit func(string) string) *testNode {
+func startNodeEdited(t testing.TB, edit func(string) string, reuse ...*testNode) *testNode {
 	t.Helper()
 	bin := alknetBinary(t)
-	dir := t.TempDir()
-	home := t.TempDir()
-	env := append(os.Environ(), "HOME="+home, "XDG_CONFIG_HOME="+filepath.Join(home, ".config"), "XDG_DATA_HOME="+filepath.Join(home, ".local/share"))
-	n := &testNode{Bin: bin, Dir: dir, Config: filepath.Join(dir, "alknet.toml"), ClientKey: filepath.Join(dir, "client.key"), Env: env}
-	if out, err := n.Run(t, "init", "--dir", dir, "--listen", "127.0.0.1:0"); err != nil {
-		t.Fatalf("alknet init: %v\n%s", err, out)
-	}
-	b, err := os.ReadFile(n.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(n.Config, []byte(edit(string(b))), 0o600); err != nil {
-		t.Fatal(err)
+	var n *testNode
+	if len(reuse) > 0 { // a restart on the same config and data
+		old := reuse[0]
+		n = &testNode{Bin: bin, Dir: old.Dir, Config: old.Config, ClientKey: old.ClientKey, Env: old.Env}
+	} else {
+		dir := t.TempDir()
+		home := t.TempDir()
+		env := append(os.Environ(), "HOME="+home, "XDG_CONFIG_HOME="+filepath.Join(home, ".config"), "XDG_DATA_HOME="+filepath.Join(home, ".local/share"))
+		n = &testNode{Bin: bin, Dir: dir, Config: filepath.Join(dir, "alknet.toml"), ClientKey: filepath.Join(dir, "client.key"), Env: env}
+		if out, err := n.Run(t, "init", "--dir", dir, "--listen", "127.0.0.1:0"); err != nil {
+			t.Fatalf("alknet init: %v\n%s", err, out)
+		}
+		b, err := os.ReadFile(n.Config)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(n.Config, []byte(edit(string(b))), 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 	n.out = &lockedBuffer{}
 	n.cmd = exec.Command(bin, "serve", "--config", n.Config)
-	n.cmd.Env = env
+	n.cmd.Env = n.Env
 	pr, pw := io.Pipe()
 	n.cmd.Stdout = io.MultiWriter(pw, n.out)
 	n.cmd.Stderr = n.out
@@ -545,4 +551,41 @@ func TestSSHGracefulShutdownOpenSSH(t *testing.T) {
 		}
 	}
 	waitPgrep(t, "^sleep 3333$", 0)
+}
+
+// TestSSHHostKeyStableOpenSSH: the host key file is created on first run and kept:
+// ssh-keyscan sees the same key after a restart. Password auth is not offered.
+func TestSSHHostKeyStableOpenSSH(t *testing.T) {
+	if _, err := exec.LookPath("ssh-keyscan"); err != nil {
+		t.Skip("ssh-keyscan not installed")
+	}
+	n := startSSHNode(t, nil)
+	scan := func() string {
+		t.Helper()
+		out, err := exec.Command("ssh-keyscan", "-t", "ed25519", "-p", n.plainPort, "127.0.0.1").Output()
+		if err != nil || !strings.Contains(string(out), "ssh-ed25519 ") {
+			t.Fatalf("ssh-keyscan: %v %q", err, out)
+		}
+		return string(out)
+	}
+	first := scan()
+	if _, err := os.Stat(filepath.Join(n.Dir, "ssh_host_ed25519_key")); err != nil {
+		t.Fatalf("host key file: %v", err)
+	}
+	_, errOut, code := n.ssh(t, "plain", []string{n.keys["owner"]}, nil, []string{"-o", "PreferredAuthentications=password,keyboard-interactive"}, "true")
+	if code != 255 || !strings.Contains(errOut, "Permission denied (publickey)") {
+		t.Errorf("password auth: exit %d, %q", code, errOut)
+	}
+
+	n.Stop(t)
+	restartNode(t, n.testNode)
+	if again := scan(); again != first {
+		t.Fatalf("host key changed across a restart:\n%s\n%s", first, again)
+	}
+}
+
+// restartNode starts "alknet serve" again on n's config and data.
+func restartNode(t *testing.T, n *testNode) *testNode {
+	t.Helper()
+	return startNodeEdited(t, nil, n)
 }
