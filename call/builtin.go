@@ -2,6 +2,7 @@ package call
 
 import (
 	"context"
+	"encoding/json"
 	"time"
 )
 
@@ -26,7 +27,7 @@ type SchemaInput struct {
 // servicesList lists the external operations the caller may use. Public: it only
 // shows what the caller may call.
 func servicesList(r *Registry) *Operation {
-	return Query("services/list", func(ctx context.Context, _ struct{}) (ListOutput, error) {
+	return lenient(`{"type":"object"}`, Query("services/list", func(ctx context.Context, _ struct{}) (ListOutput, error) {
 		peer, _ := PeerFrom(ctx)
 		out := ListOutput{Operations: []OperationInfo{}}
 		for _, name := range r.Names() {
@@ -38,20 +39,27 @@ func servicesList(r *Registry) *Operation {
 			out.Operations = append(out.Operations, OperationInfo{Name: s.Name, Namespace: s.Namespace, OpType: s.OpType})
 		}
 		return out, nil
-	}, Public(), Describe("List the external operations this caller may use."))
+	}, Public(), Describe("List the external operations this caller may use.")))
+}
+
+// lenient replaces a built-in's derived input schema by one that tolerates extra
+// fields, so clients written against other versions of the protocol are not refused.
+func lenient(schema string, op *Operation) *Operation {
+	op.InputSchema = json.RawMessage(schema)
+	return op
 }
 
 // servicesSchema returns one operation's specification, with the same visibility and
 // access checks as calling it.
 func servicesSchema(r *Registry) *Operation {
-	return Query("services/schema", func(ctx context.Context, in SchemaInput) (Spec, error) {
+	return lenient(`{"type":"object","properties":{"name":{"type":"string"}},"required":["name"]}`, Query("services/schema", func(ctx context.Context, in SchemaInput) (Spec, error) {
 		peer, _ := PeerFrom(ctx)
 		e, err := r.resolve(in.Name, peer, true)
 		if err != nil {
 			return Spec{}, err
 		}
 		return e.spec(), nil
-	}, Public(), Describe("Return an operation's full specification: schemas, error codes and access rules."))
+	}, Public(), Describe("Return an operation's full specification: schemas, error codes and access rules.")))
 }
 
 // NodeInfo describes a node, as node/info returns it.
@@ -80,7 +88,7 @@ func NodeInfoOp(src NodeSource) *Operation {
 	if src.Started.IsZero() {
 		src.Started = time.Now()
 	}
-	return Query("node/info", func(ctx context.Context, _ struct{}) (NodeInfo, error) {
+	return lenient(`{"type":"object"}`, Query("node/info", func(ctx context.Context, _ struct{}) (NodeInfo, error) {
 		up := time.Since(src.Started)
 		info := NodeInfo{NodeID: src.NodeID, Version: src.Version, ALPNs: []string{},
 			Uptime: up.Round(time.Millisecond).String(), UptimeSeconds: up.Seconds(), StartedAt: src.Started.UTC()}
@@ -88,7 +96,7 @@ func NodeInfoOp(src NodeSource) *Operation {
 			info.ALPNs = append(info.ALPNs, src.ALPNs()...)
 		}
 		return info, nil
-	}, Public(), Describe("Node ID, version, served ALPNs and uptime."))
+	}, Public(), Describe("Node ID, version, served ALPNs and uptime.")))
 }
 
 // HeartbeatInput is the input of node/heartbeat.

@@ -157,6 +157,10 @@ type ClientOptions struct {
 	ServerIdentity *core.Identity
 }
 
+// Client is a [Session] on the dialling side. The same type serves both ends: a
+// client can serve operations to the node, and the node can call them.
+type Client = Session
+
 // NewClient starts a session on a connection already negotiated on [ALPN]. It serves
 // opts.Registry to the other side in the background; Close ends it.
 func NewClient(c core.Conn, opts *ClientOptions) *Session {

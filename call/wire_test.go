@@ -325,6 +325,12 @@ func runWire(t *testing.T, target wireTarget, pr *probe) {
 		if info.NodeID != "testnode" || info.Version != "v-test" || !slices.Equal(info.ALPNs, []string{call.ALPN}) || info.Uptime == "" {
 			t.Fatalf("node/info = %+v", info)
 		}
+		// The discovery operations tolerate extra fields.
+		r.request("n3", "services/list", map[string]any{"query": "ignored"})
+		var list struct {
+			Operations []any `json:"operations"`
+		}
+		r.output("n3", &list)
 		// A missing input is treated as null, which these ops accept as {}.
 		r.send("call.requested", "n2", map[string]any{"operationId": "node/info"})
 		r.output("n2", &info)
