@@ -71,6 +71,10 @@ type Server struct {
 	// needs "ssh:exec:<name>", which "ssh:exec" grants. Commands naming no handler run
 	// as programs and need "ssh:exec".
 	ExecHandlers map[string]ExecHandler
+	// ListenerLimits bound the connections [Server.Serve] accepts (the plain TCP
+	// listener, which the endpoint's own limits do not cover): MaxConnsPerIP (default
+	// 64, negative for none) and IdleTimeout (the TCP keep-alive period, default 60s).
+	ListenerLimits core.Limits
 
 	hostKey gossh.Signer
 	peers   *core.Peers
@@ -82,6 +86,7 @@ type Server struct {
 	mu        sync.Mutex
 	conns     map[*serverConn]struct{}
 	listeners map[net.Listener]struct{}
+	perIP     map[string]int
 	closing   bool
 	wg        sync.WaitGroup
 }
@@ -113,6 +118,7 @@ func NewServer(hostKey crypto.Signer, peers *core.Peers, cfg Config, log *slog.L
 		ExecHandlers:    map[string]ExecHandler{},
 		conns:           map[*serverConn]struct{}{},
 		listeners:       map[net.Listener]struct{}{},
+		perIP:           map[string]int{},
 	}
 	if err := s.SetConfig(cfg); err != nil {
 		return nil, err
@@ -202,15 +208,60 @@ func (s *Server) Serve(l net.Listener) error {
 			}
 			return err
 		}
+		ip := hostOf(nc.RemoteAddr())
+		if !s.admit(ip) {
+			s.log.Warn("connection rejected", "remote", nc.RemoteAddr().String(), "reason", "too many connections from this address", "service", authService, "transport", TransportSSHTCP)
+			nc.Close()
+			continue
+		}
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
+			defer s.release(ip)
 			if tc, ok := nc.(*net.TCPConn); ok {
+				period := s.ListenerLimits.IdleTimeout.Std()
+				if period <= 0 {
+					period = core.DefaultIdleTimeout
+				}
 				tc.SetKeepAlive(true)
-				tc.SetKeepAlivePeriod(30 * time.Second)
+				tc.SetKeepAlivePeriod(period)
 			}
 			s.HandleConn(context.Background(), nc, TransportSSHTCP)
 		}()
+	}
+}
+
+func hostOf(a net.Addr) string {
+	if a == nil {
+		return ""
+	}
+	host, _, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	return host
+}
+
+// admit counts a connection from ip against ListenerLimits.MaxConnsPerIP.
+func (s *Server) admit(ip string) bool {
+	max := s.ListenerLimits.MaxConnsPerIP
+	if max == 0 {
+		max = core.DefaultMaxConnsPerIP
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if max > 0 && s.perIP[ip] >= max {
+		return false
+	}
+	s.perIP[ip]++
+	return true
+}
+
+func (s *Server) release(ip string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.perIP[ip]--; s.perIP[ip] <= 0 {
+		delete(s.perIP, ip)
 	}
 }
 

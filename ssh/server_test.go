@@ -872,3 +872,39 @@ func TestAlgorithms(t *testing.T) {
 		})
 	}
 }
+
+func TestPlainListenerPerIPLimit(t *testing.T) {
+	f := newFixture(t, alkssh.Config{})
+	f.srv.ListenerLimits.MaxConnsPerIP = 1
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- f.srv.Serve(l) }()
+	defer func() { f.srv.Close(); <-served }()
+	first, _ := net.Dial("tcp", l.Addr().String())
+	c, err := f.sshClient(t, first, f.owner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, _ := net.Dial("tcp", l.Addr().String())
+	if _, err := f.sshClient(t, second, f.owner); err == nil {
+		t.Fatal("a second connection from one address got in with a limit of 1")
+	}
+	c.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		third, _ := net.Dial("tcp", l.Addr().String())
+		if _, err := f.sshClient(t, third, f.owner); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the slot was not released")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !strings.Contains(f.log.String(), "connection rejected") {
+		t.Error("rejection not logged")
+	}
+}

@@ -27,6 +27,7 @@ func registerSSH(a *app) error {
 	if err != nil {
 		return err
 	}
+	srv.ListenerLimits = a.cfg.Limits // the plain listener gets the endpoint's limits
 	for _, f := range sshSetup {
 		if err := f(a, srv); err != nil {
 			return err
