@@ -68,8 +68,8 @@ func fwdAllowAll(tb testing.TB, n *sshNode, probe []string, srcPort string) {
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		lp := freePort(tb)
-		p := startBG(tb, n.Env, "ssh", append(append([]string(nil), probe...), "-N", "-o", "ExitOnForwardFailure=yes", "-L", lp+":127.0.0.1:"+srcPort)...)
-		waitListening(tb, "127.0.0.1:"+lp, p)
+		p := fwdStartBG(tb, n.Env, "ssh", append(append([]string(nil), probe...), "-N", "-o", "ExitOnForwardFailure=yes", "-L", lp+":127.0.0.1:"+srcPort)...)
+		fwdWaitListening(tb, "127.0.0.1:"+lp, p)
 		c, err := net.Dial("tcp", "127.0.0.1:"+lp)
 		ok := false
 		if err == nil {
@@ -105,8 +105,8 @@ func fwdDownload(tb testing.TB, dial func() (net.Conn, error), want int64) time.
 	return time.Since(start)
 }
 
-// socksDialer dials target through the SOCKS5 proxy at proxy.
-func socksDialer(proxy, host string, port uint16) func() (net.Conn, error) {
+// fwdSOCKSDialer dials target through the SOCKS5 proxy at proxy.
+func fwdSOCKSDialer(proxy, host string, port uint16) func() (net.Conn, error) {
 	return func() (net.Conn, error) {
 		c, err := net.Dial("tcp", proxy)
 		if err != nil {
@@ -139,7 +139,7 @@ func socksDialer(proxy, host string, port uint16) func() (net.Conn, error) {
 	}
 }
 
-func tcpDialer(addr string) func() (net.Conn, error) {
+func fwdTCPDialer(addr string) func() (net.Conn, error) {
 	return func() (net.Conn, error) { return net.Dial("tcp", addr) }
 }
 
@@ -167,10 +167,10 @@ func BenchmarkForwardThroughput(b *testing.B) {
 	dial := map[string]func() (net.Conn, error){}
 	for _, tg := range targets {
 		lp := freePort(b)
-		p := startBG(b, n.Env, "ssh", append(append([]string(nil), tg.args...), "-N", "-o", "ExitOnForwardFailure=yes", "-L", lp+":127.0.0.1:"+src)...)
-		waitListening(b, "127.0.0.1:"+lp, p)
+		p := fwdStartBG(b, n.Env, "ssh", append(append([]string(nil), tg.args...), "-N", "-o", "ExitOnForwardFailure=yes", "-L", lp+":127.0.0.1:"+src)...)
+		fwdWaitListening(b, "127.0.0.1:"+lp, p)
 		names = append(names, tg.name)
-		dial[tg.name] = tcpDialer("127.0.0.1:" + lp)
+		dial[tg.name] = fwdTCPDialer("127.0.0.1:" + lp)
 		fwdDownload(b, dial[tg.name], size) // warm up
 	}
 	times := map[string]time.Duration{}
@@ -208,18 +208,18 @@ func BenchmarkSOCKSThroughput(b *testing.B) {
 			name = "ssh-D-" + name
 		}
 		lp := freePort(b)
-		p := startBG(b, n.Env, "ssh", append(append([]string(nil), tg.args...), "-N", "-o", "ExitOnForwardFailure=yes", "-D", lp)...)
-		waitListening(b, "127.0.0.1:"+lp, p)
+		p := fwdStartBG(b, n.Env, "ssh", append(append([]string(nil), tg.args...), "-N", "-o", "ExitOnForwardFailure=yes", "-D", lp)...)
+		fwdWaitListening(b, "127.0.0.1:"+lp, p)
 		names = append(names, name)
-		dial[name] = socksDialer("127.0.0.1:"+lp, "127.0.0.1", port)
+		dial[name] = fwdSOCKSDialer("127.0.0.1:"+lp, "127.0.0.1", port)
 	}
 	for _, tr := range []string{"quic", "tcp"} {
 		lp := freePort(b)
-		p := startBG(b, n.Env, n.Bin, "socks", n.Addr, "--listen", "127.0.0.1:"+lp, "--identity", n.ClientKey, "--transport", tr)
-		waitListening(b, "127.0.0.1:"+lp, p)
+		p := fwdStartBG(b, n.Env, n.Bin, "socks", n.Addr, "--listen", "127.0.0.1:"+lp, "--identity", n.ClientKey, "--transport", tr)
+		fwdWaitListening(b, "127.0.0.1:"+lp, p)
 		name := "socks-" + tr
 		names = append(names, name)
-		dial[name] = socksDialer("127.0.0.1:"+lp, "127.0.0.1", port)
+		dial[name] = fwdSOCKSDialer("127.0.0.1:"+lp, "127.0.0.1", port)
 	}
 	for _, name := range names {
 		fwdDownload(b, dial[name], size) // warm up, and wait for the SSH connection
@@ -250,10 +250,10 @@ func BenchmarkForwardConnsPerSecond(b *testing.B) {
 	dial := map[string]func() (net.Conn, error){}
 	for _, tg := range targets {
 		lp := freePort(b)
-		p := startBG(b, n.Env, "ssh", append(append([]string(nil), tg.args...), "-N", "-o", "ExitOnForwardFailure=yes", "-L", lp+":127.0.0.1:"+src)...)
-		waitListening(b, "127.0.0.1:"+lp, p)
+		p := fwdStartBG(b, n.Env, "ssh", append(append([]string(nil), tg.args...), "-N", "-o", "ExitOnForwardFailure=yes", "-L", lp+":127.0.0.1:"+src)...)
+		fwdWaitListening(b, "127.0.0.1:"+lp, p)
 		names = append(names, tg.name)
-		dial[tg.name] = tcpDialer("127.0.0.1:" + lp)
+		dial[tg.name] = fwdTCPDialer("127.0.0.1:" + lp)
 		fwdDownload(b, dial[tg.name], 1)
 	}
 	times := map[string]time.Duration{}

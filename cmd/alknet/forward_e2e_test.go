@@ -77,7 +77,7 @@ scopes = ["ssh:exec"]
 	return &fwdNode{testNode: startNode(t, extra), noFwdKey: keyFile}
 }
 
-func allowRule(target string) string {
+func fwdAllowRule(target string) string {
 	return fmt.Sprintf("\n[[ssh.forward.rules]]\naction = \"allow\"\ntarget = %q\n", target)
 }
 
@@ -115,16 +115,16 @@ func (n *fwdNode) runSSH(t *testing.T, key string, stdin []byte, extra ...string
 	return out.String(), errb.String(), cmd.ProcessState.ExitCode()
 }
 
-// bgProc is a long-running client (ssh -N, alknet socks) stopped when the test ends.
-type bgProc struct {
+// fwdProc is a long-running client (ssh -N, alknet socks) stopped when the test ends.
+type fwdProc struct {
 	cmd    *exec.Cmd
 	stderr *lockedBuffer
 	done   chan struct{}
 }
 
-func startBG(t testing.TB, env []string, name string, args ...string) *bgProc {
+func fwdStartBG(t testing.TB, env []string, name string, args ...string) *fwdProc {
 	t.Helper()
-	p := &bgProc{cmd: exec.Command(name, args...), stderr: &lockedBuffer{}, done: make(chan struct{})}
+	p := &fwdProc{cmd: exec.Command(name, args...), stderr: &lockedBuffer{}, done: make(chan struct{})}
 	p.cmd.Env = env
 	p.cmd.Stderr = p.stderr
 	if err := p.cmd.Start(); err != nil {
@@ -135,7 +135,7 @@ func startBG(t testing.TB, env []string, name string, args ...string) *bgProc {
 	return p
 }
 
-func (p *bgProc) stop() {
+func (p *fwdProc) stop() {
 	select {
 	case <-p.done:
 		return
@@ -150,8 +150,8 @@ func (p *bgProc) stop() {
 	}
 }
 
-// waitListening waits until something accepts connections on addr.
-func waitListening(t testing.TB, addr string, p *bgProc) {
+// fwdWaitListening waits until something accepts connections on addr.
+func fwdWaitListening(t testing.TB, addr string, p *fwdProc) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -172,8 +172,8 @@ func waitListening(t testing.TB, addr string, p *bgProc) {
 	}
 }
 
-// curl runs curl with args and returns the body and exit code.
-func curl(t *testing.T, args ...string) ([]byte, string, int) {
+// fwdCurl runs curl with args and returns the body and exit code.
+func fwdCurl(t *testing.T, args ...string) ([]byte, string, int) {
 	t.Helper()
 	cmd := exec.Command("curl", append([]string{"-sS", "--max-time", "30"}, args...)...)
 	var out, errb bytes.Buffer
@@ -185,15 +185,15 @@ func curl(t *testing.T, args ...string) ([]byte, string, int) {
 	return out.Bytes(), errb.String(), cmd.ProcessState.ExitCode()
 }
 
-func sameBody(t *testing.T, what string, got, want []byte) {
+func fwdSameBody(t *testing.T, what string, got, want []byte) {
 	t.Helper()
 	if !bytes.Equal(got, want) {
 		t.Fatalf("%s: got %d bytes (sha256 %x), want %d bytes (sha256 %x)", what, len(got), sha256.Sum256(got), len(want), sha256.Sum256(want))
 	}
 }
 
-// noTargetsLogged fails if the server's log names a forwarded target port.
-func noTargetsLogged(t *testing.T, n *fwdNode, ports ...string) {
+// fwdNoTargetsLogged fails if the server's log names a forwarded target port.
+func fwdNoTargetsLogged(t *testing.T, n *fwdNode, ports ...string) {
 	t.Helper()
 	log := n.Output()
 	for _, p := range ports {
@@ -206,35 +206,35 @@ func noTargetsLogged(t *testing.T, n *fwdNode, ports ...string) {
 func TestForwardLocalOpenSSH(t *testing.T) {
 	allowed := startFwdHTTP(t, 1<<20)
 	denied := startFwdHTTP(t, 1000)
-	n := startFwdNode(t, allowRule("127.0.0.1:"+allowed.port)+allowRule("alknet-ping"))
+	n := startFwdNode(t, fwdAllowRule("127.0.0.1:"+allowed.port)+fwdAllowRule("alknet-ping"))
 
 	// ssh -N -L to an allowed HTTP server, then curl through it.
-	lp := freeTCPPort(t)
-	p := startBG(t, n.Env, "ssh", n.sshArgs(n.ClientKey, "-N", "-L", lp+":127.0.0.1:"+allowed.port)...)
-	waitListening(t, "127.0.0.1:"+lp, p)
+	lp := fwdFreePort(t)
+	p := fwdStartBG(t, n.Env, "ssh", n.sshArgs(n.ClientKey, "-N", "-L", lp+":127.0.0.1:"+allowed.port)...)
+	fwdWaitListening(t, "127.0.0.1:"+lp, p)
 	for i := range 3 {
-		body, errs, code := curl(t, "http://127.0.0.1:"+lp+"/")
+		body, errs, code := fwdCurl(t, "http://127.0.0.1:"+lp+"/")
 		if code != 0 {
 			t.Fatalf("curl through -L (%d): exit %d: %s\nssh: %s", i, code, errs, p.stderr.String())
 		}
-		sameBody(t, "curl through ssh -L", body, allowed.body)
+		fwdSameBody(t, "curl through ssh -L", body, allowed.body)
 	}
 
 	// The same against a port no rule allows: prohibited.
-	lp2 := freeTCPPort(t)
-	p2 := startBG(t, n.Env, "ssh", n.sshArgs(n.ClientKey, "-N", "-L", lp2+":127.0.0.1:"+denied.port)...)
-	waitListening(t, "127.0.0.1:"+lp2, p2)
-	if body, _, code := curl(t, "http://127.0.0.1:"+lp2+"/"); code == 0 || len(body) != 0 {
+	lp2 := fwdFreePort(t)
+	p2 := fwdStartBG(t, n.Env, "ssh", n.sshArgs(n.ClientKey, "-N", "-L", lp2+":127.0.0.1:"+denied.port)...)
+	fwdWaitListening(t, "127.0.0.1:"+lp2, p2)
+	if body, _, code := fwdCurl(t, "http://127.0.0.1:"+lp2+"/"); code == 0 || len(body) != 0 {
 		t.Fatalf("curl to a denied port: exit %d, %d bytes", code, len(body))
 	}
-	waitText(t, p2.stderr, "administratively prohibited")
+	fwdWaitText(t, p2.stderr, "administratively prohibited")
 
 	// The first forward still works after the refusal on another connection.
-	body, _, code := curl(t, "http://127.0.0.1:"+lp+"/")
+	body, _, code := fwdCurl(t, "http://127.0.0.1:"+lp+"/")
 	if code != 0 {
 		t.Fatalf("curl after a refusal: exit %d", code)
 	}
-	sameBody(t, "curl after refusal", body, allowed.body)
+	fwdSameBody(t, "curl after refusal", body, allowed.body)
 
 	// ssh -W host:port for an allowed target.
 	out, errs, code := n.runSSH(t, n.ClientKey, []byte("GET / HTTP/1.0\r\n\r\n"), "-W", "127.0.0.1:"+allowed.port)
@@ -258,14 +258,14 @@ func TestForwardLocalOpenSSH(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.WriteString(allowRule("127.0.0.1:" + denied.port))
+	f.WriteString(fwdAllowRule("127.0.0.1:" + denied.port))
 	f.Close()
 	n.Reload(t)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		body, _, code := curl(t, "http://127.0.0.1:"+lp2+"/")
+		body, _, code := fwdCurl(t, "http://127.0.0.1:"+lp2+"/")
 		if code == 0 {
-			sameBody(t, "curl after reload", body, denied.body)
+			fwdSameBody(t, "curl after reload", body, denied.body)
 			break
 		}
 		if time.Now().After(deadline) {
@@ -273,12 +273,12 @@ func TestForwardLocalOpenSSH(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	noTargetsLogged(t, n, allowed.port, denied.port)
+	fwdNoTargetsLogged(t, n, allowed.port, denied.port)
 }
 
 func TestForwardNoScopeOpenSSH(t *testing.T) {
 	web := startFwdHTTP(t, 1000)
-	n := startFwdNode(t, allowRule("*"))
+	n := startFwdNode(t, fwdAllowRule("*"))
 	// A rule allows everything for this peer, but it holds no forwarding scope.
 	_, errs, code := n.runSSH(t, n.noFwdKey, []byte{}, "-W", "127.0.0.1:"+web.port)
 	if code == 0 || !strings.Contains(errs, "administratively prohibited") {
@@ -288,21 +288,21 @@ func TestForwardNoScopeOpenSSH(t *testing.T) {
 	if code == 0 || !strings.Contains(errs, "remote port forwarding failed") {
 		t.Fatalf("ssh -R without scope: exit %d: %s", code, errs)
 	}
-	lp := freeTCPPort(t)
-	p := startBG(t, n.Env, "ssh", n.sshArgs(n.noFwdKey, "-N", "-D", lp)...)
-	waitListening(t, "127.0.0.1:"+lp, p)
-	if _, _, code := curl(t, "--socks5-hostname", "127.0.0.1:"+lp, "http://localhost:"+web.port+"/"); code == 0 {
+	lp := fwdFreePort(t)
+	p := fwdStartBG(t, n.Env, "ssh", n.sshArgs(n.noFwdKey, "-N", "-D", lp)...)
+	fwdWaitListening(t, "127.0.0.1:"+lp, p)
+	if _, _, code := fwdCurl(t, "--socks5-hostname", "127.0.0.1:"+lp, "http://localhost:"+web.port+"/"); code == 0 {
 		t.Fatal("ssh -D without scope: curl succeeded")
 	}
-	sp := freeTCPPort(t)
-	s := startBG(t, n.Env, n.Bin, "socks", n.Addr, "--listen", "127.0.0.1:"+sp, "--identity", n.noFwdKey)
-	waitListening(t, "127.0.0.1:"+sp, s)
-	if _, _, code := curl(t, "--socks5", "127.0.0.1:"+sp, "http://127.0.0.1:"+web.port+"/"); code == 0 {
+	sp := fwdFreePort(t)
+	s := fwdStartBG(t, n.Env, n.Bin, "socks", n.Addr, "--listen", "127.0.0.1:"+sp, "--identity", n.noFwdKey)
+	fwdWaitListening(t, "127.0.0.1:"+sp, s)
+	if _, _, code := fwdCurl(t, "--socks5", "127.0.0.1:"+sp, "http://127.0.0.1:"+web.port+"/"); code == 0 {
 		t.Fatal("alknet socks without scope: curl succeeded")
 	}
 }
 
-var allocatedRe = regexp.MustCompile(`Allocated port (\d+) for remote forward`)
+var fwdAllocatedRe = regexp.MustCompile(`Allocated port (\d+) for remote forward`)
 
 func TestForwardRemoteOpenSSH(t *testing.T) {
 	web := startFwdHTTP(t, 1<<20)
@@ -310,17 +310,17 @@ func TestForwardRemoteOpenSSH(t *testing.T) {
 	// Over TLS/TCP the node sees the end of the session as soon as the client exits;
 	// over QUIC, a killed ProxyCommand is noticed only at the idle timeout.
 	n.transport = "tcp"
-	p := startBG(t, n.Env, "ssh", n.sshArgs(n.ClientKey, "-N", "-R", "0:127.0.0.1:"+web.port)...)
-	m := waitMatch(t, p.stderr, allocatedRe)
+	p := fwdStartBG(t, n.Env, "ssh", n.sshArgs(n.ClientKey, "-N", "-R", "0:127.0.0.1:"+web.port)...)
+	m := fwdWaitMatch(t, p.stderr, fwdAllocatedRe)
 	port := m[1]
 	if pn, _ := strconv.Atoi(port); pn == 0 {
 		t.Fatalf("allocated port %s", port)
 	}
-	body, errs, code := curl(t, "http://127.0.0.1:"+port+"/")
+	body, errs, code := fwdCurl(t, "http://127.0.0.1:"+port+"/")
 	if code != 0 {
 		t.Fatalf("curl on the remote forward: exit %d: %s\n%s", code, errs, p.stderr.String())
 	}
-	sameBody(t, "curl through ssh -R", body, web.body)
+	fwdSameBody(t, "curl through ssh -R", body, web.body)
 	// The listener closes with the session.
 	p.stop()
 	deadline := time.Now().Add(10 * time.Second)
@@ -335,29 +335,29 @@ func TestForwardRemoteOpenSSH(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	noTargetsLogged(t, n, web.port)
+	fwdNoTargetsLogged(t, n, web.port)
 }
 
 func TestForwardDynamicOpenSSH(t *testing.T) {
 	allowed := startFwdHTTP(t, 1<<20)
 	denied := startFwdHTTP(t, 1000)
-	n := startFwdNode(t, allowRule("127.0.0.1:"+allowed.port))
-	lp := freeTCPPort(t)
-	p := startBG(t, n.Env, "ssh", n.sshArgs(n.ClientKey, "-N", "-D", lp)...)
-	waitListening(t, "127.0.0.1:"+lp, p)
+	n := startFwdNode(t, fwdAllowRule("127.0.0.1:"+allowed.port))
+	lp := fwdFreePort(t)
+	p := fwdStartBG(t, n.Env, "ssh", n.sshArgs(n.ClientKey, "-N", "-D", lp)...)
+	fwdWaitListening(t, "127.0.0.1:"+lp, p)
 	// "localhost" travels as a name and resolves on the node, to 127.0.0.1 (allowed).
-	body, errs, code := curl(t, "--socks5-hostname", "127.0.0.1:"+lp, "http://localhost:"+allowed.port+"/")
+	body, errs, code := fwdCurl(t, "--socks5-hostname", "127.0.0.1:"+lp, "http://localhost:"+allowed.port+"/")
 	if code != 0 {
 		t.Fatalf("curl --socks5-hostname through ssh -D: exit %d: %s", code, errs)
 	}
-	sameBody(t, "ssh -D", body, allowed.body)
-	if _, _, code := curl(t, "--socks5-hostname", "127.0.0.1:"+lp, "http://localhost:"+denied.port+"/"); code == 0 {
+	fwdSameBody(t, "ssh -D", body, allowed.body)
+	if _, _, code := fwdCurl(t, "--socks5-hostname", "127.0.0.1:"+lp, "http://localhost:"+denied.port+"/"); code == 0 {
 		t.Fatal("ssh -D to a denied port succeeded")
 	}
-	noTargetsLogged(t, n, allowed.port, denied.port)
+	fwdNoTargetsLogged(t, n, allowed.port, denied.port)
 }
 
-func freeTCPPort(t *testing.T) string {
+func fwdFreePort(t *testing.T) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -368,7 +368,7 @@ func freeTCPPort(t *testing.T) string {
 	return port
 }
 
-func waitText(t *testing.T, b *lockedBuffer, s string) {
+func fwdWaitText(t *testing.T, b *lockedBuffer, s string) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for !strings.Contains(b.String(), s) {
@@ -379,7 +379,7 @@ func waitText(t *testing.T, b *lockedBuffer, s string) {
 	}
 }
 
-func waitMatch(t *testing.T, b *lockedBuffer, re *regexp.Regexp) []string {
+func fwdWaitMatch(t *testing.T, b *lockedBuffer, re *regexp.Regexp) []string {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -405,16 +405,16 @@ func TestForwardStreamlocalOpenSSH(t *testing.T) {
 	go srv.Serve(l)
 	t.Cleanup(func() { srv.Close() })
 	web := startFwdHTTP(t, 1<<16)
-	n := startFwdNode(t, allowRule(dir+"/*.sock"))
+	n := startFwdNode(t, fwdAllowRule(dir+"/*.sock"))
 
 	// Off by default, whatever the rules say.
-	lp := freeTCPPort(t)
-	p := startBG(t, n.Env, "ssh", n.sshArgs(n.ClientKey, "-N", "-L", lp+":"+sock)...)
-	waitListening(t, "127.0.0.1:"+lp, p)
-	if _, _, code := curl(t, "http://127.0.0.1:"+lp+"/"); code == 0 {
+	lp := fwdFreePort(t)
+	p := fwdStartBG(t, n.Env, "ssh", n.sshArgs(n.ClientKey, "-N", "-L", lp+":"+sock)...)
+	fwdWaitListening(t, "127.0.0.1:"+lp, p)
+	if _, _, code := fwdCurl(t, "http://127.0.0.1:"+lp+"/"); code == 0 {
 		t.Fatal("streamlocal forward worked while off")
 	}
-	waitText(t, p.stderr, "administratively prohibited")
+	fwdWaitText(t, p.stderr, "administratively prohibited")
 	p.stop()
 
 	// Turn it on and reload.
@@ -432,13 +432,13 @@ func TestForwardStreamlocalOpenSSH(t *testing.T) {
 	n.Reload(t)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		lp := freeTCPPort(t)
-		p := startBG(t, n.Env, "ssh", n.sshArgs(n.ClientKey, "-N", "-L", lp+":"+sock)...)
-		waitListening(t, "127.0.0.1:"+lp, p)
-		got, _, code := curl(t, "http://127.0.0.1:"+lp+"/")
+		lp := fwdFreePort(t)
+		p := fwdStartBG(t, n.Env, "ssh", n.sshArgs(n.ClientKey, "-N", "-L", lp+":"+sock)...)
+		fwdWaitListening(t, "127.0.0.1:"+lp, p)
+		got, _, code := fwdCurl(t, "http://127.0.0.1:"+lp+"/")
 		p.stop()
 		if code == 0 {
-			sameBody(t, "ssh -L to a unix socket", got, body)
+			fwdSameBody(t, "ssh -L to a unix socket", got, body)
 			break
 		}
 		if time.Now().After(deadline) {
@@ -448,17 +448,17 @@ func TestForwardStreamlocalOpenSSH(t *testing.T) {
 	}
 
 	// A path outside the rules stays refused.
-	lp = freeTCPPort(t)
-	p = startBG(t, n.Env, "ssh", n.sshArgs(n.ClientKey, "-N", "-L", lp+":/run/elsewhere.sock")...)
-	waitListening(t, "127.0.0.1:"+lp, p)
-	if _, _, code := curl(t, "http://127.0.0.1:"+lp+"/"); code == 0 {
+	lp = fwdFreePort(t)
+	p = fwdStartBG(t, n.Env, "ssh", n.sshArgs(n.ClientKey, "-N", "-L", lp+":/run/elsewhere.sock")...)
+	fwdWaitListening(t, "127.0.0.1:"+lp, p)
+	if _, _, code := fwdCurl(t, "http://127.0.0.1:"+lp+"/"); code == 0 {
 		t.Fatal("streamlocal forward outside the rules worked")
 	}
-	waitText(t, p.stderr, "administratively prohibited")
+	fwdWaitText(t, p.stderr, "administratively prohibited")
 
 	// ssh -R with a socket path on the node's side.
 	rsock := filepath.Join(dir, "remote.sock")
-	p = startBG(t, n.Env, "ssh", n.sshArgs(n.ClientKey, "-N", "-R", rsock+":127.0.0.1:"+web.port)...)
+	p = fwdStartBG(t, n.Env, "ssh", n.sshArgs(n.ClientKey, "-N", "-R", rsock+":127.0.0.1:"+web.port)...)
 	deadline = time.Now().Add(30 * time.Second)
 	for {
 		if _, err := os.Stat(rsock); err == nil {
@@ -469,9 +469,9 @@ func TestForwardStreamlocalOpenSSH(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	got, errs, code := curl(t, "--unix-socket", rsock, "http://alknet/")
+	got, errs, code := fwdCurl(t, "--unix-socket", rsock, "http://alknet/")
 	if code != 0 {
 		t.Fatalf("curl on the remote unix forward: exit %d: %s", code, errs)
 	}
-	sameBody(t, "ssh -R from a unix socket", got, web.body)
+	fwdSameBody(t, "ssh -R from a unix socket", got, web.body)
 }

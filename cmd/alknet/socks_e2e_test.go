@@ -15,52 +15,52 @@ func TestSOCKSCommand(t *testing.T) {
 	denied := startFwdHTTP(t, 1000)
 	// An IPv6 target, when the machine has ::1.
 	var v6 *fwdHTTP
-	rules := allowRule("127.0.0.1:" + allowed.port)
+	rules := fwdAllowRule("127.0.0.1:" + allowed.port)
 	if l, err := net.Listen("tcp", "[::1]:0"); err == nil {
 		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(allowed.body) })}
 		go srv.Serve(l)
 		t.Cleanup(func() { srv.Close() })
 		_, port, _ := net.SplitHostPort(l.Addr().String())
 		v6 = &fwdHTTP{port: port, body: allowed.body}
-		rules += allowRule("[::1]:" + port)
+		rules += fwdAllowRule("[::1]:" + port)
 	}
 	// An allowed port where nothing listens.
-	dead := freeTCPPort(t)
-	rules += allowRule("127.0.0.1:" + dead)
+	dead := fwdFreePort(t)
+	rules += fwdAllowRule("127.0.0.1:" + dead)
 	n := startFwdNode(t, rules)
 	for _, transport := range []string{"quic", "tcp"} {
 		t.Run(transport, func(t *testing.T) {
-			lp := freeTCPPort(t)
-			p := startBG(t, n.Env, n.Bin, "socks", n.Addr, "--listen", "127.0.0.1:"+lp, "--identity", n.ClientKey, "--transport", transport)
-			waitListening(t, "127.0.0.1:"+lp, p)
+			lp := fwdFreePort(t)
+			p := fwdStartBG(t, n.Env, n.Bin, "socks", n.Addr, "--listen", "127.0.0.1:"+lp, "--identity", n.ClientKey, "--transport", transport)
+			fwdWaitListening(t, "127.0.0.1:"+lp, p)
 			proxy := "127.0.0.1:" + lp
 			for _, tc := range []struct{ flag, url string }{
 				{"--socks5", "http://127.0.0.1:" + allowed.port + "/"},
 				{"--socks5-hostname", "http://localhost:" + allowed.port + "/"},
 				{"--socks5-hostname", "http://127.0.0.1:" + allowed.port + "/"},
 			} {
-				body, errs, code := curl(t, tc.flag, proxy, tc.url)
+				body, errs, code := fwdCurl(t, tc.flag, proxy, tc.url)
 				if code != 0 {
 					t.Fatalf("curl %s %s: exit %d: %s\n%s", tc.flag, tc.url, code, errs, p.stderr.String())
 				}
-				sameBody(t, "alknet socks", body, allowed.body)
+				fwdSameBody(t, "alknet socks", body, allowed.body)
 			}
 			if v6 != nil {
-				body, errs, code := curl(t, "--socks5", proxy, "http://[::1]:"+v6.port+"/")
+				body, errs, code := fwdCurl(t, "--socks5", proxy, "http://[::1]:"+v6.port+"/")
 				if code != 0 {
 					t.Fatalf("curl --socks5 to [::1]: exit %d: %s", code, errs)
 				}
-				sameBody(t, "alknet socks to IPv6", body, v6.body)
+				fwdSameBody(t, "alknet socks to IPv6", body, v6.body)
 			}
 			// An allowed target that refuses: the SOCKS reply says so (5).
-			if _, errs, code := curl(t, "--socks5", proxy, "http://127.0.0.1:"+dead+"/"); code == 0 || !strings.Contains(errs, "(5)") && !strings.Contains(errs, "refused") {
+			if _, errs, code := fwdCurl(t, "--socks5", proxy, "http://127.0.0.1:"+dead+"/"); code == 0 || !strings.Contains(errs, "(5)") && !strings.Contains(errs, "refused") {
 				t.Fatalf("curl to a closed port: exit %d: %s", code, errs)
 			}
 			for _, tc := range []struct{ flag, url string }{
 				{"--socks5", "http://127.0.0.1:" + denied.port + "/"},
 				{"--socks5-hostname", "http://localhost:" + denied.port + "/"},
 			} {
-				_, errs, code := curl(t, tc.flag, proxy, tc.url)
+				_, errs, code := fwdCurl(t, tc.flag, proxy, tc.url)
 				if code == 0 {
 					t.Fatalf("curl %s %s through alknet socks succeeded", tc.flag, tc.url)
 				}
@@ -70,5 +70,5 @@ func TestSOCKSCommand(t *testing.T) {
 			}
 		})
 	}
-	noTargetsLogged(t, n, allowed.port, denied.port)
+	fwdNoTargetsLogged(t, n, allowed.port, denied.port)
 }
