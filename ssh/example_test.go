@@ -58,3 +58,14 @@ func ExampleServer_Shutdown() {
 	fmt.Println(srv.Shutdown(ctx))
 	// Output: <nil>
 }
+
+// SplitCommand tells a command an ExecHandler may serve from one that needs a shell.
+func ExampleSplitCommand() {
+	for _, cmd := range []string{`git-upload-pack '/srv/my repo.git'`, "git-upload-pack x; rm -rf /"} {
+		words, ok := alkssh.SplitCommand(cmd)
+		fmt.Printf("%q %v\n", words, ok)
+	}
+	// Output:
+	// ["git-upload-pack" "/srv/my repo.git"] true
+	// [] false
+}
