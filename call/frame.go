@@ -1,6 +1,7 @@
 package call
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -81,43 +82,125 @@ func AppendFrame(dst, body []byte) []byte {
 
 // ParseEnvelope decodes one frame body. It fails with a *FrameError on invalid UTF-8,
 // bad JSON, a non-object, or a missing or mistyped type, id or payload; an empty id
-// counts as missing.
+// counts as missing. Keys match exactly; other keys are ignored, and of repeated keys
+// the last counts. Payload aliases body.
 func ParseEnvelope(body []byte) (Envelope, error) {
 	if !utf8.Valid(body) {
 		return Envelope{}, &FrameError{Msg: "frame is not valid UTF-8"}
 	}
-	var raw struct {
-		Type    json.RawMessage `json:"type"`
-		ID      json.RawMessage `json:"id"`
-		Payload json.RawMessage `json:"payload"`
+	if !json.Valid(body) {
+		var v any
+		err := json.Unmarshal(body, &v) // for a message saying where
+		return Envelope{}, &FrameError{Msg: "envelope is not valid JSON: " + fmt.Sprint(err)}
 	}
-	if err := json.Unmarshal(body, &raw); err != nil {
-		return Envelope{}, &FrameError{Msg: "envelope is not a JSON object: " + err.Error()}
+	i := skipSpace(body, 0)
+	if body[i] != '{' {
+		return Envelope{}, &FrameError{Msg: "envelope is not a JSON object"}
 	}
+	var rawType, rawID, payload []byte
+	for i++; ; {
+		i = skipSpace(body, i)
+		switch body[i] {
+		case '}':
+			goto done
+		case ',':
+			i++
+			continue
+		}
+		kStart, kEnd := i, endOfValue(body, i) // the key: a string
+		key := body[kStart+1 : kEnd-1]
+		if bytes.IndexByte(key, '\\') >= 0 {
+			var k string
+			if json.Unmarshal(body[kStart:kEnd], &k) == nil {
+				key = []byte(k)
+			}
+		}
+		i = skipSpace(body, skipSpace(body, kEnd)+1) // past ':'
+		vEnd := endOfValue(body, i)
+		val := body[i:vEnd]
+		i = vEnd
+		switch string(key) {
+		case "type":
+			rawType = val
+		case "id":
+			rawID = val
+		case "payload":
+			payload = val
+		}
+	}
+done:
 	var env Envelope
-	id, idErr := jsonString(raw.ID, "id")
+	id, err := jsonString(rawID, "id")
 	env.ID = id
-	if idErr != nil {
-		return env, idErr
+	if err != nil {
+		return env, err
 	}
-	typ, err := jsonString(raw.Type, "type")
+	typ, err := jsonString(rawType, "type")
 	if err != nil {
 		return env, &FrameError{ID: id, Msg: err.(*FrameError).Msg}
 	}
 	env.Type = typ
-	if len(raw.Payload) == 0 {
+	if len(payload) == 0 {
 		return env, &FrameError{ID: id, Msg: `envelope has no "payload"`}
 	}
-	env.Payload = raw.Payload
+	env.Payload = payload
 	return env, nil
 }
 
-func jsonString(raw json.RawMessage, field string) (string, error) {
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// endOfValue returns the index just past the JSON value starting at b[i]; b is known
+// to be valid JSON.
+func endOfValue(b []byte, i int) int {
+	switch b[i] {
+	case '"':
+		for i++; i < len(b); i++ {
+			switch b[i] {
+			case '\\':
+				i++
+			case '"':
+				return i + 1
+			}
+		}
+		return len(b)
+	case '{', '[':
+		depth := 0
+		for ; i < len(b); i++ {
+			switch b[i] {
+			case '"':
+				i = endOfValue(b, i) - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth--; depth == 0 {
+					return i + 1
+				}
+			}
+		}
+		return len(b)
+	}
+	for ; i < len(b); i++ {
+		switch b[i] {
+		case ',', '}', ']', ' ', '\t', '\n', '\r':
+			return i
+		}
+	}
+	return i
+}
+
+func jsonString(raw []byte, field string) (string, error) {
 	if len(raw) == 0 || string(raw) == "null" {
 		return "", &FrameError{Msg: fmt.Sprintf("envelope has no %q", field)}
 	}
 	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
+	if raw[0] == '"' && bytes.IndexByte(raw, '\\') < 0 {
+		s = string(raw[1 : len(raw)-1])
+	} else if err := json.Unmarshal(raw, &s); err != nil {
 		return "", &FrameError{Msg: fmt.Sprintf("envelope %q is not a string", field)}
 	}
 	if s == "" {

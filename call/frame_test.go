@@ -8,6 +8,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/alkdev/alknet/call"
 )
@@ -135,18 +136,56 @@ func FuzzFrame(f *testing.F) {
 	})
 }
 
-// FuzzEnvelope fuzzes the envelope parser directly.
+// refParse is the envelope parser written the slow, obvious way, to check the fast
+// one against.
+func refParse(body []byte) (typ, id string, payload []byte, ok bool) {
+	if !utf8.Valid(body) {
+		return
+	}
+	var m map[string]json.RawMessage
+	if json.Unmarshal(body, &m) != nil || m == nil {
+		return
+	}
+	rt, okT := m["type"]
+	ri, okI := m["id"]
+	p, okP := m["payload"]
+	if !okT || !okI || !okP || json.Unmarshal(rt, &typ) != nil || json.Unmarshal(ri, &id) != nil || typ == "" || id == "" {
+		return "", "", nil, false
+	}
+	if p == nil {
+		p = json.RawMessage("null")
+	}
+	return typ, id, p, true
+}
+
+// FuzzEnvelope checks the envelope parser against refParse.
 func FuzzEnvelope(f *testing.F) {
-	f.Add(`{"type":"call.requested","id":"a","payload":{"operationId":"x/y"}}`)
-	f.Add(`{"type":"call.responded","id":"a","payload":{"output":null}}`)
-	f.Add(`{"type":"","id":"","payload":""}`)
+	for _, s := range []string{
+		`{"type":"call.requested","id":"a","payload":{"operationId":"x/y"}}`,
+		`{"type":"call.responded","id":"a","payload":{"output":null}}`,
+		`{"type":"","id":"","payload":""}`,
+		` { "\u0074ype" : "t\"x" , "id":"a\\b","payload" : [1,{"}":"]"}] , "id":"c" } `,
+		`{"type":"x","id":"y","payload":null}`,
+		`{"type":"x","id":"y","payload":-1.5e3,"extra":{"a":[true,false,null]}}`,
+		`{"Type":"x","id":"y","payload":1}`,
+		`null`, `"s"`, `[1]`, `{}`, "{\"type\":\"\xff\",\"id\":\"a\",\"payload\":1}",
+	} {
+		f.Add(s)
+	}
 	f.Fuzz(func(t *testing.T, s string) {
 		env, err := call.ParseEnvelope([]byte(s))
-		if err == nil && (env.Type == "" || env.ID == "" || len(env.Payload) == 0) {
-			t.Fatalf("accepted an incomplete envelope: %+v", env)
+		typ, id, payload, ok := refParse([]byte(s))
+		if ok != (err == nil) {
+			t.Fatalf("%q: ParseEnvelope err=%v, reference ok=%v", s, err, ok)
 		}
-		if err != nil && !strings.HasPrefix(err.Error(), "call: bad frame") {
-			t.Fatalf("error %q", err)
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "call: bad frame") {
+				t.Fatalf("error %q", err)
+			}
+			return
+		}
+		if env.Type != typ || env.ID != id || !bytes.Equal(env.Payload, payload) {
+			t.Fatalf("%q: got %q %q %s, reference %q %q %s", s, env.Type, env.ID, env.Payload, typ, id, payload)
 		}
 	})
 }
