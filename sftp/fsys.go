@@ -111,6 +111,13 @@ func isEscape(err error) bool {
 // Fileread opens a file for reading.
 func (f *fsys) Fileread(r *sftp.Request) (io.ReaderAt, error) {
 	p := rel(r.Filepath)
+	if ups := f.openUploads(p); len(ups) > 0 {
+		// Read what this session wrote (sshfs reopens a file it has just closed before
+		// its close reached the server).
+		if file, err := f.root.Open(ups[0].tmpName); err == nil {
+			return file, nil
+		}
+	}
 	file, err := f.root.Open(p)
 	if err != nil {
 		return nil, mapErr(err)
@@ -168,7 +175,7 @@ func (f *fsys) openUpload(r *sftp.Request) (*upload, error) {
 	if err != nil {
 		return nil, err
 	}
-	u := &upload{fs: f, target: target, tmpName: tmpName, tmp: tmp, excl: flags.Excl}
+	u := &upload{fs: f, target: target, tmpName: tmpName, tmp: tmp, excl: flags.Excl, appending: flags.Append}
 	if err := tmp.Chmod(perm); err != nil {
 		u.discard()
 		return nil, err
@@ -178,7 +185,7 @@ func (f *fsys) openUpload(r *sftp.Request) (*upload, error) {
 		// from a copy (copy_file_range on Linux, a reflink where the file system can).
 		src, err := f.root.Open(target)
 		if err == nil {
-			_, err = io.Copy(tmp, src)
+			u.end, err = io.Copy(tmp, src)
 			src.Close()
 		}
 		if err != nil {
@@ -238,6 +245,16 @@ func (f *fsys) createTemp(target string) (string, *os.File, error) {
 		return name, file, nil
 	}
 	return "", nil, fmt.Errorf("sftp: no free temporary name beside %s", target)
+}
+
+// commitUploads puts this session's uploads to p in place now.
+func (f *fsys) commitUploads(p string) error {
+	for _, u := range f.openUploads(p) {
+		if err := u.commit(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // openUploads returns the uploads this session has open on p.
@@ -309,7 +326,14 @@ func (f *fsys) Filecmd(r *sftp.Request) error {
 		}
 		return mapErr(f.root.Symlink(dest, link))
 	case "Remove":
+		ups := f.openUploads(p)
+		for _, u := range ups {
+			u.abandon()
+		}
 		st, err := f.root.Lstat(p)
+		if errors.Is(err, fs.ErrNotExist) && len(ups) > 0 {
+			return nil // only this session's upload held the name
+		}
 		if err != nil {
 			return mapErr(err)
 		}
@@ -326,12 +350,19 @@ func (f *fsys) PosixRename(r *sftp.Request) error {
 	if !f.writable {
 		return ErrReadOnly
 	}
-	return mapErr(f.root.Rename(rel(r.Filepath), rel(r.Target)))
+	from := rel(r.Filepath)
+	if err := f.commitUploads(from); err != nil {
+		return err
+	}
+	return mapErr(f.root.Rename(from, rel(r.Target)))
 }
 
 // rename is SFTP v3's rename, which fails if the target exists. A file is renamed with
 // link and unlink, so the check and the rename are one atomic step.
 func (f *fsys) rename(from, to string) error {
+	if err := f.commitUploads(from); err != nil {
+		return err
+	}
 	st, err := f.root.Lstat(from)
 	if err != nil {
 		return mapErr(err)
@@ -442,12 +473,8 @@ func (f *fsys) Filelist(r *sftp.Request) (sftp.ListerAt, error) {
 		}
 		return &dirLister{dir: dir}, nil
 	case "Stat":
-		if ups := f.openUploads(p); len(ups) > 0 {
-			st, err := ups[0].tmp.Stat()
-			if err != nil {
-				return nil, err
-			}
-			return listOne{renamed{st, path.Base(r.Filepath)}}, nil
+		if l, ok := f.uploadStat(p, r.Filepath); ok {
+			return l, nil
 		}
 		st, err := f.root.Stat(p)
 		if err != nil {
@@ -458,9 +485,27 @@ func (f *fsys) Filelist(r *sftp.Request) (sftp.ListerAt, error) {
 	return nil, sftp.ErrSSHFxOpUnsupported
 }
 
+// uploadStat describes p as this session's open upload to it sees it, if there is
+// one: a client that created a file expects to find it before it closes it.
+func (f *fsys) uploadStat(p, name string) (sftp.ListerAt, bool) {
+	ups := f.openUploads(p)
+	if len(ups) == 0 {
+		return nil, false
+	}
+	st, err := ups[0].tmp.Stat()
+	if err != nil {
+		return nil, false
+	}
+	return listOne{renamed{st, path.Base(name)}}, true
+}
+
 // Lstat is stat without following a final symbolic link.
 func (f *fsys) Lstat(r *sftp.Request) (sftp.ListerAt, error) {
-	st, err := f.root.Lstat(rel(r.Filepath))
+	p := rel(r.Filepath)
+	if l, ok := f.uploadStat(p, r.Filepath); ok {
+		return l, nil
+	}
+	st, err := f.root.Lstat(p)
 	if err != nil {
 		return nil, mapErr(err)
 	}
@@ -536,12 +581,28 @@ type upload struct {
 	tmp     *os.File
 	excl    bool
 
-	mu     sync.Mutex
-	failed error
-	closed bool
+	// appending is set for SSH_FXF_APPEND: every write goes to the end, whatever its
+	// offset (as with O_APPEND, which sshfs relies on). end is the size then.
+	appending bool
+	amu       sync.Mutex
+	end       int64
+
+	mu        sync.Mutex
+	failed    error
+	closed    bool
+	committed bool // already in place; writes go to the target itself
 }
 
-func (u *upload) WriteAt(p []byte, off int64) (int, error) { return u.tmp.WriteAt(p, off) }
+func (u *upload) WriteAt(p []byte, off int64) (int, error) {
+	if !u.appending {
+		return u.tmp.WriteAt(p, off)
+	}
+	u.amu.Lock()
+	defer u.amu.Unlock()
+	n, err := u.tmp.WriteAt(p, u.end)
+	u.end += int64(n)
+	return n, err
+}
 func (u *upload) ReadAt(p []byte, off int64) (int, error)  { return u.tmp.ReadAt(p, off) }
 
 // TransferError is called by pkg/sftp when the session ends with the handle open: the
@@ -559,7 +620,13 @@ func (u *upload) setstat(flags sftp.FileAttrFlags, attrs *sftp.FileStat) error {
 		return &fs.PathError{Op: "chown", Path: "/" + u.target, Err: syscall.EPERM}
 	}
 	if flags.Size {
-		if err := u.tmp.Truncate(int64(attrs.Size)); err != nil {
+		u.amu.Lock()
+		err := u.tmp.Truncate(int64(attrs.Size))
+		if err == nil {
+			u.end = int64(attrs.Size)
+		}
+		u.amu.Unlock()
+		if err != nil {
 			return err
 		}
 	}
@@ -585,6 +652,9 @@ func (u *upload) Close() error {
 		return nil
 	}
 	u.closed = true
+	if u.committed {
+		return u.tmp.Close()
+	}
 	u.fs.forget(u)
 	if u.failed != nil {
 		u.fs.log.Debug("sftp: upload abandoned", "path", u.target, "err", u.failed)
@@ -595,6 +665,34 @@ func (u *upload) Close() error {
 		u.fs.root.Remove(u.tmpName)
 		return err
 	}
+	return u.place()
+}
+
+// commit puts the upload in place before its handle closes, because the client
+// renames the file meanwhile (sshfs closes handles asynchronously, after a following
+// rename). The handle stays open and writes on in place.
+func (u *upload) commit() error {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.closed || u.committed {
+		return nil
+	}
+	u.fs.forget(u)
+	if err := u.place(); err != nil {
+		return err
+	}
+	u.committed = true
+	return nil
+}
+
+// abandon makes the upload leave no trace when it closes (its target was removed).
+func (u *upload) abandon() {
+	u.TransferError(fs.ErrNotExist)
+	u.fs.forget(u)
+}
+
+// place moves the temporary file onto the target.
+func (u *upload) place() error {
 	var err error
 	if u.excl {
 		// O_EXCL: never replace a file that appeared meanwhile.

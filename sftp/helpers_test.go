@@ -48,6 +48,7 @@ func session(t testing.TB, s *Server, peer core.Peer, opts ...sftp.ClientOption)
 	finished := make(chan struct{})
 	go func() {
 		done <- s.ServeStream(context.Background(), b, peer)
+		b.Close()
 		close(finished)
 	}()
 	c, err := sftp.NewClientPipe(a, a, opts...)

@@ -84,6 +84,7 @@ func (s *Server) ServeConn(ctx context.Context, c core.Conn) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			defer st.Close()
 			if err := s.ServeStream(ctx, st, peer); err != nil {
 				s.log.Debug("sftp: session ended", "peer", peer.Name(), "err", err)
 			}
@@ -103,14 +104,15 @@ func addrString(p core.Peer) string {
 }
 
 // ServeStream serves one SFTP session on rw for peer until the client ends it, ctx
-// ends, or the server closes. It closes rw before returning. It returns nil when the
-// client ended the session, [ErrForbidden] for a peer without SFTP scopes (the
-// stream is closed unanswered).
+// ends, or the server closes. It returns nil when the client ended the session, and
+// [ErrForbidden], without reading or writing anything, for a peer without SFTP
+// scopes. The caller closes rw afterwards; ServeStream closes it itself only to end
+// the session early (ctx done, [Server.Close]).
 //
 // Its signature is the SSH module's SubsystemHandler, so it plugs in as the "sftp"
-// subsystem; the caller checks SSH's own scope (ssh:sftp).
+// subsystem (which then sends the exit status and closes the channel); the caller
+// checks SSH's own scope (ssh:sftp).
 func (s *Server) ServeStream(ctx context.Context, rw io.ReadWriteCloser, peer core.Peer) error {
-	defer rw.Close()
 	if !allowed(peer) {
 		s.log.Info("sftp: refused", "peer", peer.Name(), "remote", addrString(peer))
 		return ErrForbidden

@@ -203,7 +203,7 @@ func TestForbidden(t *testing.T) {
 			a, b := coretest.StreamPipe()
 			defer a.Close()
 			done := make(chan error, 1)
-			go func() { done <- s.ServeStream(context.Background(), b, p) }()
+			go func() { done <- s.ServeStream(context.Background(), b, p); b.Close() }()
 			if _, err := sftp.NewClientPipe(a, a); err == nil {
 				t.Fatal("client session started")
 			}
@@ -345,7 +345,7 @@ func TestPerPeer(t *testing.T) {
 	for _, name := range []string{"..", ".hidden", "a/b", "", "x y"} {
 		a, b := coretest.StreamPipe()
 		done := make(chan error, 1)
-		go func() { done <- s.ServeStream(context.Background(), b, peerWith(name, core.ScopeSFTPWrite)) }()
+		go func() { done <- s.ServeStream(context.Background(), b, peerWith(name, core.ScopeSFTPWrite)); b.Close() }()
 		sftp.NewClientPipe(a, a)
 		a.Close()
 		if err := <-done; !errors.Is(err, ErrBadPeerName) {
@@ -363,7 +363,7 @@ func TestAbandonedUpload(t *testing.T) {
 	for _, flags := range []int{os.O_WRONLY | os.O_TRUNC | os.O_CREATE, os.O_RDWR, os.O_WRONLY} {
 		a, b := coretest.StreamPipe()
 		done := make(chan error, 1)
-		go func() { done <- s.ServeStream(context.Background(), b, writer) }()
+		go func() { done <- s.ServeStream(context.Background(), b, writer); b.Close() }()
 		c, err := sftp.NewClientPipe(a, a)
 		if err != nil {
 			t.Fatal(err)
@@ -480,7 +480,7 @@ func TestContextEndsSession(t *testing.T) {
 	defer a.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- s.ServeStream(ctx, b, writer) }()
+	go func() { done <- s.ServeStream(ctx, b, writer); b.Close() }()
 	c, err := sftp.NewClientPipe(a, a)
 	if err != nil {
 		t.Fatal(err)

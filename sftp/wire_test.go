@@ -26,6 +26,7 @@ func rawSession(t *testing.T, peer core.Peer) (core.Stream, <-chan error) {
 	finished := make(chan struct{})
 	go func() {
 		done <- s.ServeStream(context.Background(), b, peer)
+		b.Close()
 		close(finished)
 	}()
 	t.Cleanup(func() {
