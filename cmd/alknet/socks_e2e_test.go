@@ -1,8 +1,10 @@
 package main
 
 import (
+	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 )
@@ -71,4 +73,43 @@ func TestSOCKSCommand(t *testing.T) {
 		})
 	}
 	fwdNoTargetsLogged(t, n, allowed.port, denied.port)
+}
+
+// When the node goes away and comes back, "alknet socks" reconnects by itself.
+func TestSOCKSCommandReconnects(t *testing.T) {
+	web := startFwdHTTP(t, 1<<16)
+	n := startFwdNode(t, fwdAllowRule("127.0.0.1:"+web.port))
+	// Pin the port the node got, so that a restart listens on the same address.
+	cfg, err := os.ReadFile(n.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pinned := strings.Replace(string(cfg), `listen = "127.0.0.1:0"`, fmt.Sprintf("listen = %q", n.HostPort), 1)
+	if pinned == string(cfg) {
+		t.Fatal("no listen line to pin in the generated config")
+	}
+	if err := os.WriteFile(n.Config, []byte(pinned), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	lp := fwdFreePort(t)
+	p := fwdStartBG(t, n.Env, n.Bin, "socks", n.Addr, "--listen", "127.0.0.1:"+lp, "--identity", n.ClientKey, "-v")
+	fwdWaitListening(t, "127.0.0.1:"+lp, p)
+	get := func() ([]byte, string, int) {
+		return fwdCurl(t, "--socks5-hostname", "127.0.0.1:"+lp, "http://localhost:"+web.port+"/")
+	}
+	if body, errs, code := get(); code != 0 {
+		t.Fatalf("before the restart: exit %d: %s", code, errs)
+	} else {
+		fwdSameBody(t, "before the restart", body, web.body)
+	}
+
+	n.Stop(t)
+	fwdWaitText(t, p.stderr, "reconnecting")
+	restarted := fwdStartBG(t, n.Env, n.Bin, "serve", "--config", n.Config)
+	fwdWaitListening(t, n.HostPort, restarted)
+	body, errs, code := get()
+	if code != 0 {
+		t.Fatalf("after the restart: exit %d: %s\nsocks: %s", code, errs, p.stderr.String())
+	}
+	fwdSameBody(t, "after the restart", body, web.body)
 }
