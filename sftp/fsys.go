@@ -603,7 +603,7 @@ func (u *upload) WriteAt(p []byte, off int64) (int, error) {
 	u.end += int64(n)
 	return n, err
 }
-func (u *upload) ReadAt(p []byte, off int64) (int, error)  { return u.tmp.ReadAt(p, off) }
+func (u *upload) ReadAt(p []byte, off int64) (int, error) { return u.tmp.ReadAt(p, off) }
 
 // TransferError is called by pkg/sftp when the session ends with the handle open: the
 // upload is then abandoned.
