@@ -93,32 +93,8 @@ func ParseEnvelope(body []byte) (Envelope, error) {
 		err := json.Unmarshal(body, &v) // for a message saying where
 		return Envelope{}, &FrameError{Msg: "envelope is not valid JSON: " + fmt.Sprint(err)}
 	}
-	i := skipSpace(body, 0)
-	if body[i] != '{' {
-		return Envelope{}, &FrameError{Msg: "envelope is not a JSON object"}
-	}
 	var rawType, rawID, payload []byte
-	for i++; ; {
-		i = skipSpace(body, i)
-		switch body[i] {
-		case '}':
-			goto done
-		case ',':
-			i++
-			continue
-		}
-		kStart, kEnd := i, endOfValue(body, i) // the key: a string
-		key := body[kStart+1 : kEnd-1]
-		if bytes.IndexByte(key, '\\') >= 0 {
-			var k string
-			if json.Unmarshal(body[kStart:kEnd], &k) == nil {
-				key = []byte(k)
-			}
-		}
-		i = skipSpace(body, skipSpace(body, kEnd)+1) // past ':'
-		vEnd := endOfValue(body, i)
-		val := body[i:vEnd]
-		i = vEnd
+	isObject := members(body, func(key, val []byte) {
 		switch string(key) {
 		case "type":
 			rawType = val
@@ -127,8 +103,10 @@ func ParseEnvelope(body []byte) (Envelope, error) {
 		case "payload":
 			payload = val
 		}
+	})
+	if !isObject {
+		return Envelope{}, &FrameError{Msg: "envelope is not a JSON object"}
 	}
-done:
 	var env Envelope
 	id, err := jsonString(rawID, "id")
 	env.ID = id
@@ -145,6 +123,38 @@ done:
 	}
 	env.Payload = payload
 	return env, nil
+}
+
+// members calls f with each key (unescaped) and raw value of the JSON object b, which
+// must be valid JSON. It reports false if b is not an object.
+func members(b []byte, f func(key, val []byte)) bool {
+	i := skipSpace(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return false
+	}
+	for i++; i < len(b); {
+		i = skipSpace(b, i)
+		switch b[i] {
+		case '}':
+			return true
+		case ',':
+			i++
+			continue
+		}
+		kStart, kEnd := i, endOfValue(b, i) // the key: a string
+		key := b[kStart+1 : kEnd-1]
+		if bytes.IndexByte(key, '\\') >= 0 {
+			var k string
+			if json.Unmarshal(b[kStart:kEnd], &k) == nil {
+				key = []byte(k)
+			}
+		}
+		i = skipSpace(b, skipSpace(b, kEnd)+1) // past ':'
+		vEnd := endOfValue(b, i)
+		f(key, b[i:vEnd])
+		i = vEnd
+	}
+	return true
 }
 
 func skipSpace(b []byte, i int) int {
@@ -261,13 +271,6 @@ func outputPayload(output []byte) []byte {
 	return append(b, '}')
 }
 
-// requestPayload is the payload of a call.requested envelope.
-type requestPayload struct {
-	OperationID *string         `json:"operationId"`
-	Input       json.RawMessage `json:"input"`
-	AuthToken   *string         `json:"auth_token,omitempty"`
-}
-
 func buildRequest(op string, input json.RawMessage, token string) []byte {
 	if len(input) == 0 {
 		input = json.RawMessage("null")
@@ -284,19 +287,35 @@ func buildRequest(op string, input json.RawMessage, token string) []byte {
 	return append(b, '}')
 }
 
-// parseRequest decodes a call.requested payload. The error is an INVALID_INPUT *Error.
+// parseRequest decodes a call.requested payload, which must be valid JSON (as the
+// payload of a parsed envelope is). The error is an INVALID_INPUT *Error.
 func parseRequest(payload json.RawMessage) (op string, input json.RawMessage, token string, err *Error) {
-	var p requestPayload
-	if err := json.Unmarshal(payload, &p); err != nil {
-		return "", nil, "", Errorf(CodeInvalidInput, "call.requested payload: %v", err)
+	var rawOp, rawToken []byte
+	isObject := members(payload, func(key, val []byte) {
+		switch string(key) {
+		case "operationId":
+			rawOp = val
+		case "input":
+			input = val
+		case "auth_token":
+			rawToken = val
+		}
+	})
+	if !isObject {
+		return "", nil, "", Errorf(CodeInvalidInput, "call.requested payload is not a JSON object")
 	}
-	if p.OperationID == nil {
+	if len(rawOp) == 0 {
 		return "", nil, "", Errorf(CodeInvalidInput, `call.requested payload has no "operationId"`)
 	}
-	if p.AuthToken != nil {
-		token = *p.AuthToken
+	if e := json.Unmarshal(rawOp, &op); e != nil || rawOp[0] != '"' {
+		return "", nil, "", Errorf(CodeInvalidInput, `call.requested "operationId" is not a string`)
 	}
-	return *p.OperationID, p.Input, token, nil
+	if len(rawToken) > 0 && string(rawToken) != "null" {
+		if e := json.Unmarshal(rawToken, &token); e != nil {
+			return "", nil, "", Errorf(CodeInvalidInput, `call.requested "auth_token" is not a string`)
+		}
+	}
+	return op, input, token, nil
 }
 
 // parseResponse decodes a call.responded payload, returning the output.
