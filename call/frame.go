@@ -113,7 +113,7 @@ func ParseEnvelope(body []byte) (Envelope, error) {
 	if err != nil {
 		return env, err
 	}
-	typ, err := jsonString(rawType, "type")
+	typ, err := envelopeType(rawType)
 	if err != nil {
 		return env, &FrameError{ID: id, Msg: err.(*FrameError).Msg}
 	}
@@ -201,6 +201,23 @@ func endOfValue(b []byte, i int) int {
 		}
 	}
 	return i
+}
+
+// envelopeType decodes the type, without allocating for the known ones.
+func envelopeType(raw []byte) (string, error) {
+	switch string(raw) {
+	case `"` + TypeRequested + `"`:
+		return TypeRequested, nil
+	case `"` + TypeResponded + `"`:
+		return TypeResponded, nil
+	case `"` + TypeCompleted + `"`:
+		return TypeCompleted, nil
+	case `"` + TypeAborted + `"`:
+		return TypeAborted, nil
+	case `"` + TypeError + `"`:
+		return TypeError, nil
+	}
+	return jsonString(raw, "type")
 }
 
 func jsonString(raw []byte, field string) (string, error) {

@@ -294,7 +294,7 @@ func (s *Session) endStream(ws *wstream, clean bool) {
 	if !clean {
 		ws.cancel()
 	}
-	s.failPending(ws, Errorf(CodeInternal, "stream closed before the reply"))
+	s.failPending(ws)
 	ws.handlers.Wait()
 	ws.cancel()
 	ws.close()
@@ -304,7 +304,7 @@ func (s *Session) endStream(ws *wstream, clean bool) {
 }
 
 // failPending fails our calls waiting for replies on ws.
-func (s *Session) failPending(ws *wstream, err *Error) {
+func (s *Session) failPending(ws *wstream) {
 	s.mu.Lock()
 	var failed []*pending
 	for id, p := range s.pending {
@@ -315,7 +315,7 @@ func (s *Session) failPending(ws *wstream, err *Error) {
 	}
 	s.mu.Unlock()
 	for _, p := range failed {
-		p.push(event{err: err}, true)
+		p.push(event{err: Errorf(CodeInternal, "stream closed before the reply")}, true)
 	}
 }
 
