@@ -255,3 +255,19 @@ func TestComposeAfterAbort(t *testing.T) {
 		t.Fatalf("child after abort: %v, ran=%v", err, childRan.Load())
 	}
 }
+
+func TestComposeIDs(t *testing.T) {
+	reg := call.NewRegistry()
+	reg.MustRegister(call.Query("ids/child", func(ctx context.Context, _ struct{}) ([2]string, error) {
+		p, _ := call.PeerFrom(ctx)
+		return [2]string{call.ParentID(ctx), p.Name()}, nil
+	}), call.InternalOnly())
+	reg.MustRegister(call.Query("ids/parent", func(ctx context.Context, _ struct{}) ([3]string, error) {
+		got, err := call.Do[[2]string](ctx, call.Compose(ctx, call.AbortDependents), "ids/child", struct{}{})
+		return [3]string{call.RequestID(ctx), got[0], got[1]}, err
+	}))
+	out, err := call.Do[[3]string](context.Background(), reg.Local(core.Peer{Identity: &core.Identity{Name: "ann", Scopes: []string{"call"}}}), "ids/parent", struct{}{})
+	if err != nil || out[0] == "" || out[0] != out[1] || out[2] != "ann" {
+		t.Fatalf("ids = %q, %v; want the child to see its parent's id and the caller", out, err)
+	}
+}
