@@ -32,7 +32,15 @@
 //	mux.Handle(call.ALPN, &call.Server{Registry: reg})
 //
 // Input and output schemas are derived from the Go types; input is validated before
-// the handler runs (INVALID_INPUT with the validation message).
+// the handler runs (INVALID_INPUT with the validation message). [Mutation],
+// [Subscription] (an emit callback) and [SubscriptionSeq] (an iterator) work the same
+// way; an [Operation] filled in by hand takes raw JSON handlers and schemas, and
+// [Registry.Register] refuses a handler that does not match its declared type.
+//
+// The full [Server]: Config sets the default deadline and how many calls one
+// connection may run at once, ResolveToken maps an auth_token to an identity for one
+// request, OnSession hands over each connection's [Session] so the node can call the
+// client, and Shutdown drains connections when the endpoint shuts down.
 //
 // # Access control
 //
@@ -46,8 +54,10 @@
 //
 // # Calling
 //
-// [Dial] or [NewClient] give a [Session]; it and [Registry.Local] implement [Caller],
-// which the HTTP gateway and MCP use without knowing the transport:
+// [Dial] or [NewClient] give a [Session] (also named [Client]); it and
+// [Registry.Local] implement [Caller], which the HTTP gateway and MCP use without
+// knowing the transport. A client serves its own registry ([ClientOptions]) to the
+// node it dialled, and [Session.Abort] cancels a call started with [WithID]:
 //
 //	s, err := call.Dial(ctx, &core.Dialer{Key: key}, addr, nil)
 //	out, err := call.Do[Greeting](ctx, s, "greet/hello", Hello{Name: "ada"})

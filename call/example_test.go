@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
+	"strings"
 	"time"
 
 	"github.com/alkdev/alknet/call"
@@ -142,4 +144,27 @@ func ExampleRemote() {
 	fmt.Println(call.Do[string](ctx, client, "srv/greet-back", struct{}{}))
 	// Output:
 	// alice's laptop <nil>
+}
+
+// A subscription can also be written as an iterator.
+func ExampleSubscriptionSeq() {
+	reg := call.NewRegistry()
+	reg.MustRegister(call.SubscriptionSeq("words/split", func(ctx context.Context, text string) iter.Seq2[string, error] {
+		return func(yield func(string, error) bool) {
+			for _, w := range strings.Fields(text) {
+				if !yield(w, nil) {
+					return
+				}
+			}
+		}
+	}))
+	client, stop := connect(reg)
+	defer stop()
+	for w, err := range call.Stream[string](context.Background(), client, "words/split", "one two three") {
+		fmt.Println(w, err)
+	}
+	// Output:
+	// one <nil>
+	// two <nil>
+	// three <nil>
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"iter"
 	"reflect"
 	"regexp"
 	"slices"
@@ -146,6 +147,24 @@ func Subscription[In, Out any](name string, f func(ctx context.Context, in In, e
 		o(op)
 	}
 	return op
+}
+
+// SubscriptionSeq makes a subscription from f, which returns the outputs as an
+// iterator: each (out, nil) is sent, a (_, err) ends the subscription with that error,
+// and the end of the sequence completes it. The context is cancelled on abort; f's
+// iterator should stop when it is.
+func SubscriptionSeq[In, Out any](name string, f func(ctx context.Context, in In) iter.Seq2[Out, error], opts ...Option) *Operation {
+	return Subscription(name, func(ctx context.Context, in In, emit func(Out) error) error {
+		for out, err := range f(ctx, in) {
+			if err != nil {
+				return err
+			}
+			if err := emit(out); err != nil {
+				return err
+			}
+		}
+		return nil
+	}, opts...)
 }
 
 func once[In, Out any](name string, t OpType, f func(context.Context, In) (Out, error), opts []Option) *Operation {
