@@ -28,7 +28,11 @@ func registerSFTP(a *app) error {
 	if err != nil {
 		return err
 	}
-	return a.handle(s, sftp.ALPN)
+	if err := a.handle(s, sftp.ALPN); err != nil {
+		return err
+	}
+	a.notice("sftp:    alknet sftp ls {addr} /   (folder %s; OpenSSH: sftp with the ssh line's options)", s.Root())
+	return nil
 }
 
 // sftpServers holds each app's one sftp server: the SSH module's setup may ask for it
