@@ -5,6 +5,9 @@ import (
 	"errors"
 	"io"
 	"os"
+	"os/signal"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -45,12 +48,31 @@ func connect(ctx context.Context, cf *clientFlags, addr, alpn string, in io.Read
 		return err
 	}
 	defer s.Close()
+
+	// As a ProxyCommand we are ended by signals (ssh sends SIGHUP) or a closed stdout
+	// (SIGPIPE). Close the connection on the way out, so the node learns at once that
+	// the session is over instead of waiting for the QUIC idle timeout.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM, syscall.SIGPIPE)
+	defer signal.Stop(sigs)
+	stopped := make(chan struct{})
+	defer close(stopped)
+	var signalled atomic.Bool
+	go func() {
+		select {
+		case <-sigs:
+			signalled.Store(true)
+			c.Close(0, "client exiting")
+		case <-stopped:
+		}
+	}()
+
 	go func() {
 		io.Copy(s, in)
 		s.CloseWrite()
 	}()
 	_, err = io.Copy(out, s)
-	if errors.Is(err, io.EOF) {
+	if errors.Is(err, io.EOF) || errors.Is(err, syscall.EPIPE) || signalled.Load() {
 		err = nil
 	}
 	return err

@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestServePingConnect(t *testing.T) {
@@ -50,5 +51,41 @@ func TestConfigUnknownKeyNamesLine(t *testing.T) {
 	_, err := parseConfig([]byte("[node]\nlisten = \"127.0.0.1:1\"\nbogus = 1\n"), "x.toml")
 	if err == nil || !strings.Contains(err.Error(), "x.toml:3") || !strings.Contains(err.Error(), "node.bogus") {
 		t.Fatalf("err = %v, want a pointer to x.toml:3 and node.bogus", err)
+	}
+}
+
+// TestConnectExitsOnSIGHUP: ssh ends its ProxyCommand with SIGHUP; connect must close
+// its connection and exit rather than die with the connection left to time out.
+func TestConnectExitsOnSIGHUP(t *testing.T) {
+	n := startNode(t, "")
+	cmd := exec.Command(n.Bin, "connect", n.Addr, "--alpn", "alknet/ping", "--identity", n.ClientKey)
+	cmd.Env = n.Env
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stdin.Close()
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	stdin.Write([]byte("x"))
+	if _, err := stdout.Read(make([]byte, 1)); err != nil { // the stream is up
+		t.Fatal(err)
+	}
+	cmd.Process.Signal(sighup)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("connect exited with %v after SIGHUP, want a clean exit", err)
+		}
+	case <-time.After(10 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("connect did not exit on SIGHUP")
 	}
 }
