@@ -129,6 +129,12 @@ func testRegistry(t testing.TB, pr *probe) *call.Registry {
 		}
 		return nil
 	}))
+	must(call.Subscription("test/fail-later", func(ctx context.Context, _ struct{}, emit func(int) error) error {
+		if err := emit(1); err != nil {
+			return err
+		}
+		return &call.Error{Code: "TEST_FAIL", Message: "failed after one output"}
+	}), call.Errors(call.ErrorSpec{Code: "TEST_FAIL", Description: "always"}))
 	// test/parent composes test/slow twice: one child follows the parent's abort, the
 	// other (continue-running) outlives it.
 	must(call.Query("test/parent", func(ctx context.Context, in slowIn) (echoOut, error) {

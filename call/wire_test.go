@@ -403,6 +403,16 @@ func runWire(t *testing.T, target wireTarget, pr *probe) {
 		}
 	})
 
+	t.Run("subscription-error", func(t *testing.T) {
+		r := newRaw(t, target.open(t, "caller"))
+		r.request("fl", "test/fail-later", map[string]any{})
+		var v int
+		r.output("fl", &v)
+		if e := r.failure("fl"); e.Code != "TEST_FAIL" || e.Retryable {
+			t.Fatalf("terminal error: %+v", e)
+		}
+	})
+
 	t.Run("subscription-abort", func(t *testing.T) {
 		r := newRaw(t, target.open(t, "caller"))
 		tag := "ticks-" + target.name
