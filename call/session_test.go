@@ -401,3 +401,57 @@ func TestMaxCallsPerConn(t *testing.T) {
 		t.Fatalf("after the slow calls: %v", err)
 	}
 }
+
+// TestSingleStreamConn runs the protocol over one stream wrapped as a Conn, as an SSH
+// channel ("ssh -W alknet-call:0") or a WebTransport stream hands it over: every call,
+// in both directions, shares the stream.
+func TestSingleStreamConn(t *testing.T) {
+	pr := newProbe()
+	reg := testRegistry(t, pr)
+	reg.MustRegister(call.Query("srv/ask-client", func(ctx context.Context, in echoIn) (echoOut, error) {
+		return call.Do[echoOut](ctx, call.Remote(ctx), "client/shout", in)
+	}))
+	a, b := coretest.StreamPipe()
+	owner := core.Peer{Identity: &core.Identity{Name: "o", Scopes: []string{"*"}}}
+	serverConn := core.NewStreamConn(b, call.ALPN, owner, core.TransportSSH)
+	clientConn := core.NewStreamConn(a, call.ALPN, core.Peer{}, core.TransportSSH)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		(&call.Server{Registry: reg}).ServeConn(context.Background(), serverConn)
+		serverConn.Close(0, "")
+	}()
+	creg := call.NewRegistry()
+	creg.MustRegister(call.Query("client/shout", func(_ context.Context, in echoIn) (echoOut, error) {
+		return echoOut{Msg: strings.ToUpper(in.Msg)}, nil
+	}))
+	s := call.NewClient(clientConn, &call.ClientOptions{Registry: creg})
+	t.Cleanup(func() { s.Close(); <-done })
+	ctx := context.Background()
+	errs := make(chan error, 8)
+	for i := range 8 { // interleaved on the one stream
+		go func() {
+			msg := fmt.Sprint("m", i)
+			out, err := call.Do[echoOut](ctx, s, "srv/ask-client", echoIn{Msg: msg})
+			if err == nil && out.Msg != strings.ToUpper(msg) {
+				err = fmt.Errorf("got %q for %q", out.Msg, msg)
+			}
+			errs <- err
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	n := 0
+	for _, err := range call.Stream[int](ctx, s, "test/ticks", ticksIn{N: 3}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		n++
+	}
+	if n != 3 {
+		t.Fatalf("%d ticks", n)
+	}
+}
