@@ -136,6 +136,8 @@ func (srv *Server) Shutdown(ctx context.Context) error {
 var _ core.Shutdowner = (*Server)(nil)
 
 func (srv *Server) registry() *Registry {
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
 	if srv.Registry == nil {
 		srv.Registry = NewRegistry()
 	}
