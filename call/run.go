@@ -258,6 +258,7 @@ func (l *localCaller) Subscribe(ctx context.Context, op string, input json.RawMe
 			yield(nil, Errorf(CodeInvalidOperationType, "%s is a %s: use Call", e.op.Name, e.op.Type))
 			return
 		}
+		parent := ctx
 		ctx, cancel := context.WithCancel(ctx)
 		defer cancel()
 		var mu sync.Mutex
@@ -284,7 +285,10 @@ func (l *localCaller) Subscribe(ctx context.Context, op string, input json.RawMe
 			return
 		}
 		stopped = true
-		if cerr != nil {
+		switch {
+		case cerr != nil && parent.Err() != nil:
+			yield(nil, parent.Err()) // the caller gave up
+		case cerr != nil:
 			yield(nil, cerr)
 		}
 	}
