@@ -75,7 +75,11 @@ type Server struct {
 
 // ServeConn serves one connection until it ends.
 func (srv *Server) ServeConn(ctx context.Context, c core.Conn) error {
-	s := newSession(ctx, c, sessionConfig{reg: srv.registry(), cfg: srv.Config, log: srv.Logger, resolve: srv.ResolveToken})
+	reg := srv.registry()
+	srv.mu.Lock()
+	cfg := srv.Config
+	srv.mu.Unlock()
+	s := newSession(ctx, c, sessionConfig{reg: reg, cfg: cfg, log: srv.Logger, resolve: srv.ResolveToken})
 	srv.mu.Lock()
 	if srv.closing {
 		srv.mu.Unlock()
@@ -97,6 +101,14 @@ func (srv *Server) ServeConn(ctx context.Context, c core.Conn) error {
 	}
 	s.serve()
 	return nil
+}
+
+// SetConfig replaces Config for connections that start later, for a reload while
+// serving.
+func (srv *Server) SetConfig(c Config) {
+	srv.mu.Lock()
+	srv.Config = c
+	srv.mu.Unlock()
 }
 
 // Shutdown closes every connection as soon as no call from its client is running,

@@ -25,7 +25,12 @@ func registerCall(a *app) error {
 			return err
 		}
 	}
-	return a.handle(&call.Server{Registry: reg, Config: a.cfg.Call, Logger: a.log.With("module", "call")}, call.ALPN)
+	srv := &call.Server{Registry: reg, Config: a.cfg.Call, Logger: a.log.With("module", "call")}
+	a.onReload(func(cfg *Config) error {
+		srv.SetConfig(cfg.Call)
+		return nil
+	})
+	return a.handle(srv, call.ALPN)
 }
 
 // buildVersion is the main module's version, with the VCS revision when known.
