@@ -169,7 +169,11 @@ func (f *fsys) openUpload(r *sftp.Request) (*upload, error) {
 	if exists {
 		perm = old.Mode().Perm()
 	} else if a := r.AttrFlags(); a.Permissions {
-		perm = safePerm(r.Attributes().FileMode())
+		attrs, err := attributes(r)
+		if err != nil {
+			return nil, err
+		}
+		perm = safePerm(attrs.FileMode())
 	}
 	tmpName, tmp, err := f.createTemp(target)
 	if err != nil {
@@ -277,6 +281,20 @@ func (f *fsys) forget(u *upload) {
 	}
 }
 
+// ErrBadAttributes reports attributes that do not parse; the client gets
+// SSH_FX_BAD_MESSAGE.
+var ErrBadAttributes = fmt.Errorf("sftp: malformed file attributes: %w", sftp.ErrSSHFxBadMessage)
+
+// attributes parses a request's attributes. pkg/sftp's Request.Attributes returns nil
+// when they are malformed.
+func attributes(r *sftp.Request) (*sftp.FileStat, error) {
+	a := r.Attributes()
+	if a == nil {
+		return nil, ErrBadAttributes
+	}
+	return a, nil
+}
+
 // safePerm keeps the permission bits and the sticky bit, never set-user-ID or
 // set-group-ID.
 func safePerm(m fs.FileMode) fs.FileMode { return m & (fs.ModePerm | fs.ModeSticky) }
@@ -307,7 +325,11 @@ func (f *fsys) Filecmd(r *sftp.Request) error {
 	case "Mkdir":
 		perm := fs.FileMode(0o755)
 		if r.AttrFlags().Permissions {
-			perm = safePerm(r.Attributes().FileMode())
+			attrs, err := attributes(r)
+			if err != nil {
+				return err
+			}
+			perm = safePerm(attrs.FileMode())
 		}
 		return mapErr(f.root.Mkdir(p, perm))
 	case "Link":
@@ -383,7 +405,10 @@ func (f *fsys) rename(from, to string) error {
 // setstat applies attributes; on a path this session is uploading, to the upload.
 func (f *fsys) setstat(p string, r *sftp.Request) error {
 	flags := r.AttrFlags()
-	attrs := r.Attributes()
+	attrs, err := attributes(r)
+	if err != nil {
+		return err
+	}
 	if ups := f.openUploads(p); len(ups) > 0 {
 		for _, u := range ups {
 			if err := u.setstat(flags, attrs); err != nil {
