@@ -14,8 +14,9 @@ import (
 // BenchmarkSFTP moves one file (256 MiB; ALKNET_SFTP_BENCH_MIB sets another size) with
 // the same OpenSSH sftp client through alknet (SSH over QUIC through "alknet connect",
 // the "sftp" subsystem) and through OpenSSH's own sftp-server behind sshd on loopback,
-// then with "alknet sftp get/put" on the alknet/sftp ALPN over QUIC. It reports each
-// throughput in MB/s and each ratio against sshd (above 1: faster than OpenSSH).
+// then with "alknet sftp get/put" on the alknet/sftp ALPN over QUIC; then both again
+// over TLS/TCP (metrics ending in -tcp). It reports each throughput in MB/s and each
+// ratio against sshd (above 1: faster than OpenSSH).
 //
 //	cd cmd && go test ./alknet -run '^$' -bench BenchmarkSFTP -benchtime 1x
 func BenchmarkSFTP(b *testing.B) {
@@ -54,10 +55,10 @@ func BenchmarkSFTP(b *testing.B) {
 		}
 		return d
 	}
-	alknetRun := func(args ...string) time.Duration {
+	alknetRun := func(transport string, args ...string) time.Duration {
 		full := append([]string{"sftp"}, args[0], n.Addr)
 		full = append(full, args[1:]...)
-		full = append(full, "--identity", n.ClientKey, "--transport", "quic", "--progress", "never")
+		full = append(full, "--identity", n.ClientKey, "--transport", transport, "--progress", "never")
 		start := time.Now()
 		out, errOut, code := runTool(b, n.Env, nil, n.Bin, full...)
 		d := time.Since(start)
@@ -75,23 +76,32 @@ func BenchmarkSFTP(b *testing.B) {
 		times["sshd-get"] += sftpRun(sshdOpts, "127.0.0.1", batch("g1", fmt.Sprintf("get %s %s\n", filepath.Join(sshdDir, "f"), back)))
 		cmpFiles(b, src, back)
 		os.Remove(back)
-		times["alknet-ssh-put"] += sftpRun(n.sshOpts("owner", "quic"), "alknet", batch("p2", fmt.Sprintf("put %s /f\n", src)))
-		times["alknet-ssh-get"] += sftpRun(n.sshOpts("owner", "quic"), "alknet", batch("g2", fmt.Sprintf("get /f %s\n", back)))
-		cmpFiles(b, src, back)
-		os.Remove(back)
-		times["alknet-sftp-put"] += alknetRun("put", src, "/g")
-		times["alknet-sftp-get"] += alknetRun("get", "/g", back)
-		cmpFiles(b, src, back)
+		for _, tr := range []string{"quic", "tcp"} {
+			sfx := ""
+			if tr == "tcp" {
+				sfx = "-tcp"
+			}
+			times["alknet-ssh-put"+sfx] += sftpRun(n.sshOpts("owner", tr), "alknet", batch("p2", fmt.Sprintf("put %s /f\n", src)))
+			times["alknet-ssh-get"+sfx] += sftpRun(n.sshOpts("owner", tr), "alknet", batch("g2", fmt.Sprintf("get /f %s\n", back)))
+			cmpFiles(b, src, back)
+			os.Remove(back)
+			times["alknet-sftp-put"+sfx] += alknetRun(tr, "put", src, "/g")
+			times["alknet-sftp-get"+sfx] += alknetRun(tr, "get", "/g", back)
+			cmpFiles(b, src, back)
+			os.Remove(back)
+		}
 	}
 	b.StopTimer()
 	mbps := func(d time.Duration) float64 { return float64(size) * float64(b.N) / 1e6 / d.Seconds() }
-	for _, k := range []string{"sshd-put", "sshd-get", "alknet-ssh-put", "alknet-ssh-get", "alknet-sftp-put", "alknet-sftp-get"} {
-		b.ReportMetric(mbps(times[k]), k+"-MB/s")
+	for k, d := range times {
+		b.ReportMetric(mbps(d), k+"-MB/s")
 	}
 	for _, dir := range []string{"put", "get"} {
 		base := times["sshd-"+dir].Seconds()
-		b.ReportMetric(base/times["alknet-ssh-"+dir].Seconds(), "ssh-"+dir+"-ratio")
-		b.ReportMetric(base/times["alknet-sftp-"+dir].Seconds(), "alpn-"+dir+"-ratio")
+		for _, sfx := range []string{"", "-tcp"} {
+			b.ReportMetric(base/times["alknet-ssh-"+dir+sfx].Seconds(), "ssh-"+dir+sfx+"-ratio")
+			b.ReportMetric(base/times["alknet-sftp-"+dir+sfx].Seconds(), "alpn-"+dir+sfx+"-ratio")
+		}
 	}
 }
 
