@@ -235,6 +235,9 @@ func (f *fsys) resolveLinks(p string) (string, error) {
 // createTemp creates the temporary file of an upload to target, in the same folder.
 func (f *fsys) createTemp(target string) (string, *os.File, error) {
 	dir, base := path.Split(target)
+	if len(base) > 100 {
+		base = base[:100] // the temporary name must stay within NAME_MAX (255)
+	}
 	var rnd [6]byte
 	for range 10 {
 		rand.Read(rnd[:])

@@ -130,6 +130,16 @@ func TestTreeOperations(t *testing.T) {
 	}
 }
 
+func TestLongName(t *testing.T) {
+	s := newServer(t, Config{})
+	c, _ := session(t, s, writer)
+	name := "/" + strings.Repeat("n", 250)
+	writeFile(t, c, name, []byte("long"))
+	if got := readFile(t, c, name); string(got) != "long" {
+		t.Fatalf("got %q", got)
+	}
+}
+
 func TestLargeDirectory(t *testing.T) {
 	s := newServer(t, Config{})
 	for i := range 1000 {
