@@ -77,7 +77,7 @@ func (se *session) execHook(ctx context.Context, h ExecHandler, args []string) b
 	if !se.claim() {
 		return false
 	}
-	go func() {
+	se.later(func() {
 		defer close(se.finished)
 		code := 1
 		func() {
@@ -94,6 +94,6 @@ func (se *session) execHook(ctx context.Context, h ExecHandler, args []string) b
 		se.wmu.Unlock()
 		se.ch.SendRequest("exit-status", false, exitStatusPayload(uint32(code)))
 		se.ch.Close()
-	}()
+	})
 	return true
 }

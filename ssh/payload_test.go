@@ -175,20 +175,25 @@ func FuzzSplitCommand(f *testing.F) {
 	})
 }
 
-func TestStatSession(t *testing.T) {
-	for in, want := range map[string]int{
-		"123 (sleep) S 1 123 123 0 -1":       123,
-		"7 (a) b (c)) R 1 7 99 0 -1 4194560": 99,
-		"7 (x":                               -1,
-		"7 (x) S 1":                          -1,
+func TestParseStat(t *testing.T) {
+	tail := " 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 4242 0 0" // start time is field 22
+	for in, want := range map[string]procStat{
+		"123 (sleep) S 1 123 123" + tail: {123, 4242},
+		"7 (a) b (c)) R 1 7 99" + tail:   {99, 4242},
+		"7 (x":                           {-1, 0},
+		"7 (x) S 1 2 3":                  {-1, 0},
+		"7 (x) S 1 2 three" + tail:       {-1, 0},
 	} {
-		got, ok := statSession([]byte(in))
-		if (want < 0 && ok) || (want >= 0 && got != want) {
-			t.Errorf("%q: got %d %v, want %d", in, got, ok, want)
+		got, ok := parseStat([]byte(in))
+		if (want.session < 0 && ok) || (want.session >= 0 && got != want) {
+			t.Errorf("%q: got %+v %v, want %+v", in, got, ok, want)
 		}
 	}
 	sid, _ := unix.Getsid(os.Getpid())
-	if members := sessionMembers(sid); !slices.Contains(members, os.Getpid()) {
+	if members := sessionMembers(sid, 0); !slices.Contains(members, os.Getpid()) {
 		t.Errorf("sessionMembers(%d) = %v, lacks this process %d", sid, members, os.Getpid())
+	}
+	if startTime(os.Getpid()) == 0 {
+		t.Error("no start time for this process")
 	}
 }

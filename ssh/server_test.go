@@ -115,7 +115,7 @@ func (f *fixture) dialPipe(t *testing.T, keys ...ed25519.PrivateKey) (*gossh.Cli
 	})
 	st, err := client.OpenStream(ctx)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err // the server is gone (shut down)
 	}
 	return f.sshClient(t, core.NetConn(st, nil, nil), keys...)
 }
@@ -136,11 +136,13 @@ func (f *fixture) sshClient(t testing.TB, nc net.Conn, keys ...ed25519.PrivateKe
 		HostKeyCallback: gossh.FixedHostKey(f.srv.HostKey()),
 		Timeout:         10 * time.Second,
 	}
+	nc.SetDeadline(time.Now().Add(10 * time.Second)) // ClientConfig.Timeout covers only Dial
 	c, chans, reqs, err := gossh.NewClientConn(nc, "alknet", cfg)
 	if err != nil {
 		nc.Close()
 		return nil, err
 	}
+	nc.SetDeadline(time.Time{})
 	cl := gossh.NewClient(c, chans, reqs)
 	t.Cleanup(func() { cl.Close() })
 	return cl, nil

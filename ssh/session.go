@@ -34,14 +34,24 @@ type session struct {
 	// concurrent write.
 	wmu sync.Mutex
 
-	mu       sync.Mutex
-	pty      *PtyRequest // requested terminal, nil if none
-	ptyFile  *os.File    // the PTY master while a program runs on it
-	proc     *os.Process
-	started  bool
-	finished chan struct{} // closed when the program's result was sent
-	ending   bool          // the server is shutting down
+	mu        sync.Mutex
+	pty       *PtyRequest // requested terminal, nil if none
+	ptyFile   *os.File    // the PTY master while a program runs on it
+	proc      *os.Process
+	procStart uint64 // the program's start time (/proc stat), to tell a reused PID
+	started   bool
+	finished  chan struct{} // closed when the program's result was sent
+	ending    bool          // the server is shutting down
+
+	// pending are goroutines a request started but that may only run once its reply
+	// is sent: they can end the channel (a fast program's exit status and close), and
+	// a close before the reply makes the client's request fail. Only the request loop
+	// touches it.
+	pending []func()
 }
+
+// later queues f to run on its own goroutine once the current request is answered.
+func (se *session) later(f func()) { se.pending = append(se.pending, f) }
 
 // serveSession is the ChannelHandler of "session" channels.
 func (s *Server) serveSession(ctx context.Context, cc *ConnContext, nch gossh.NewChannel) {
@@ -65,6 +75,10 @@ func (s *Server) serveSession(ctx context.Context, cc *ConnContext, nch gossh.Ne
 		if req.WantReply {
 			req.Reply(ok, nil)
 		}
+		for _, f := range se.pending {
+			go f()
+		}
+		se.pending = nil
 	}
 	// The client closed the channel or vanished: end whatever still runs.
 	se.hangup()
@@ -201,7 +215,7 @@ func (se *session) subsystem(ctx context.Context, h SubsystemHandler) bool {
 	if !se.claim() {
 		return false
 	}
-	go func() {
+	se.later(func() {
 		defer close(se.finished)
 		code := uint32(0)
 		func() {
@@ -217,7 +231,7 @@ func (se *session) subsystem(ctx context.Context, h SubsystemHandler) bool {
 		}()
 		se.ch.SendRequest("exit-status", false, exitStatusPayload(code))
 		se.ch.Close()
-	}()
+	})
 	return true
 }
 
@@ -304,30 +318,30 @@ func (se *session) startPipes(cmd *exec.Cmd) error {
 	outW.Close()
 	errW.Close()
 	se.mu.Lock()
-	se.proc = cmd.Process
+	se.proc, se.procStart = cmd.Process, startTime(cmd.Process.Pid)
 	se.mu.Unlock()
 
-	go func() {
+	se.later(func() {
 		io.Copy(inW, se.ch)
 		inW.Close()
-	}()
+	})
 	var out sync.WaitGroup
 	out.Add(2)
-	go func() {
+	se.later(func() {
 		defer out.Done()
 		io.Copy(se.ch, outR)
 		outR.Close()
-	}()
-	go func() {
+	})
+	se.later(func() {
 		defer out.Done()
 		io.Copy(se.ch.Stderr(), errR)
 		errR.Close()
-	}()
-	go func() {
+	})
+	se.later(func() {
 		err := cmd.Wait()
 		out.Wait() // every byte of output is on the channel before the status
 		se.finish(cmd, err)
-	}()
+	})
 	return nil
 }
 
@@ -349,19 +363,19 @@ func (se *session) startPty(cmd *exec.Cmd) error {
 		return err
 	}
 	se.mu.Lock()
-	se.proc = cmd.Process
+	se.proc, se.procStart = cmd.Process, startTime(cmd.Process.Pid)
 	se.ptyFile = master
 	se.mu.Unlock()
 
-	go func() {
+	se.later(func() {
 		io.Copy(master, se.ch)
-	}()
+	})
 	copied := make(chan struct{})
-	go func() {
+	se.later(func() {
 		defer close(copied)
 		io.Copy(se.ch, master) // ends with EIO once no process holds the terminal
-	}()
-	go func() {
+	})
+	se.later(func() {
 		err := cmd.Wait()
 		// What the program wrote is still in the terminal's buffer: drain it, but do
 		// not wait forever for a background process that keeps the terminal open.
@@ -375,7 +389,7 @@ func (se *session) startPty(cmd *exec.Cmd) error {
 		master.Close()
 		<-copied
 		se.finish(cmd, err)
-	}()
+	})
 	return nil
 }
 
@@ -402,8 +416,13 @@ func (se *session) finish(cmd *exec.Cmd, waitErr error) {
 		se.ch.SendRequest("exit-status", false, exitStatusPayload(255))
 	}
 	se.ch.Close()
-	// Leftovers (background jobs) go with the session.
-	reap(cmd.Process.Pid, se.cfg.HangupGrace.Std())
+	// Leftovers (background jobs) go with the session. From here on the program's
+	// process ID may be reused, so signal and hangup no longer use it.
+	se.mu.Lock()
+	se.proc = nil
+	start := se.procStart
+	se.mu.Unlock()
+	reap(cmd.Process.Pid, start, se.cfg.HangupGrace.Std())
 }
 
 // reap ends what is left of a program's session sid (its process ID: every program
@@ -411,9 +430,10 @@ func (se *session) finish(cmd *exec.Cmd, waitErr error) {
 // stopped process wakes up to die) to every member, and SIGKILL after grace to those
 // still there. Members are found by session ID, so background jobs that moved to a
 // process group of their own are found too; only a process that left the session with
-// setsid(2) escapes.
-func reap(sid int, grace time.Duration) {
-	members := sessionMembers(sid)
+// setsid(2) escapes. leaderStart is the leader's start time: once the session has
+// emptied, its ID may come back as another program's session, which must be spared.
+func reap(sid int, leaderStart uint64, grace time.Duration) {
+	members := sessionMembers(sid, leaderStart)
 	if len(members) == 0 {
 		return
 	}
@@ -422,15 +442,22 @@ func reap(sid int, grace time.Duration) {
 		unix.Kill(pid, unix.SIGCONT)
 	}
 	time.AfterFunc(grace, func() {
-		for _, pid := range sessionMembers(sid) {
+		for _, pid := range sessionMembers(sid, leaderStart) {
 			unix.Kill(pid, unix.SIGKILL)
 		}
 	})
 }
 
-// sessionMembers lists the processes whose session ID is sid, from /proc. Where /proc
-// cannot be read it falls back to the process group sid.
-func sessionMembers(sid int) []int {
+// procStat is what reap needs from /proc/<pid>/stat.
+type procStat struct {
+	session int
+	start   uint64
+}
+
+// sessionMembers lists the processes whose session ID is sid, from /proc. It returns
+// none if a process with ID sid runs that did not start at leaderStart: the ID was
+// reused. Where /proc cannot be read it falls back to the process group sid.
+func sessionMembers(sid int, leaderStart uint64) []int {
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
 		if unix.Kill(-sid, 0) == nil {
@@ -448,36 +475,52 @@ func sessionMembers(sid int) []int {
 		if err != nil {
 			continue
 		}
-		if s, ok := statSession(b); ok && s == sid {
-			out = append(out, pid)
+		st, ok := parseStat(b)
+		if !ok || st.session != sid {
+			continue
 		}
+		if pid == sid && leaderStart != 0 && st.start != leaderStart {
+			return nil // another program's session now has this ID
+		}
+		out = append(out, pid)
 	}
 	return out
 }
 
-// statSession returns the session field of a /proc/<pid>/stat line: "pid (comm) state
-// ppid pgrp session ...", where comm may hold spaces and parentheses.
-func statSession(b []byte) (int, bool) {
+// startTime returns the start time of process pid, or 0 if unknown.
+func startTime(pid int) uint64 {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	st, _ := parseStat(b)
+	return st.start
+}
+
+// parseStat reads a /proc/<pid>/stat line: "pid (comm) state ppid pgrp session ...",
+// where comm may hold spaces and parentheses and the start time is field 22.
+func parseStat(b []byte) (procStat, bool) {
 	i := bytes.LastIndexByte(b, ')')
 	if i < 0 {
-		return 0, false
+		return procStat{}, false
 	}
 	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 4 {
-		return 0, false
+	if len(f) < 20 {
+		return procStat{}, false
 	}
-	sid, err := strconv.Atoi(f[3])
-	return sid, err == nil
+	sid, err1 := strconv.Atoi(f[3])
+	start, err2 := strconv.ParseUint(f[19], 10, 64)
+	return procStat{session: sid, start: start}, err1 == nil && err2 == nil
 }
 
 // hangup ends a running program because the client went away: SIGHUP to its session,
 // then SIGKILL after the grace period.
 func (se *session) hangup() {
 	se.mu.Lock()
-	p := se.proc
+	p, start := se.proc, se.procStart
 	se.mu.Unlock()
 	if p != nil {
-		reap(p.Pid, se.cfg.HangupGrace.Std())
+		reap(p.Pid, start, se.cfg.HangupGrace.Std())
 	}
 }
 
@@ -485,7 +528,7 @@ func (se *session) hangup() {
 func (se *session) shutdown() {
 	se.mu.Lock()
 	se.ending = true
-	p := se.proc
+	p, start := se.proc, se.procStart
 	started := se.started
 	se.mu.Unlock()
 	se.wmu.Lock()
@@ -493,7 +536,7 @@ func (se *session) shutdown() {
 	se.wmu.Unlock()
 	switch {
 	case p != nil:
-		reap(p.Pid, se.cfg.HangupGrace.Std())
+		reap(p.Pid, start, se.cfg.HangupGrace.Std())
 	case started: // a subsystem: closing the channel ends it
 		se.ch.Close()
 	default:
