@@ -179,7 +179,7 @@ func (f *fsys) openUpload(r *sftp.Request) (*upload, error) {
 	if err != nil {
 		return nil, err
 	}
-	u := &upload{fs: f, target: target, tmpName: tmpName, tmp: tmp, excl: flags.Excl, appending: flags.Append}
+	u := &upload{fs: f, target: target, tmpName: tmpName, tmp: tmp, excl: flags.Excl}
 	if err := tmp.Chmod(perm); err != nil {
 		u.discard()
 		return nil, err
@@ -189,7 +189,7 @@ func (f *fsys) openUpload(r *sftp.Request) (*upload, error) {
 		// from a copy (copy_file_range on Linux, a reflink where the file system can).
 		src, err := f.root.Open(target)
 		if err == nil {
-			u.end, err = io.Copy(tmp, src)
+			_, err = io.Copy(tmp, src)
 			src.Close()
 		}
 		if err != nil {
@@ -609,28 +609,16 @@ type upload struct {
 	tmp     *os.File
 	excl    bool
 
-	// appending is set for SSH_FXF_APPEND: every write goes to the end, whatever its
-	// offset (as with O_APPEND, which sshfs relies on). end is the size then.
-	appending bool
-	amu       sync.Mutex
-	end       int64
-
 	mu        sync.Mutex
 	failed    error
 	closed    bool
 	committed bool // already in place; writes go to the target itself
 }
 
-func (u *upload) WriteAt(p []byte, off int64) (int, error) {
-	if !u.appending {
-		return u.tmp.WriteAt(p, off)
-	}
-	u.amu.Lock()
-	defer u.amu.Unlock()
-	n, err := u.tmp.WriteAt(p, u.end)
-	u.end += int64(n)
-	return n, err
-}
+// WriteAt writes at the offset the client gave, also for SSH_FXF_APPEND: clients send
+// the end of the file as the offset (OpenSSH's reput, sshfs), and pkg/sftp runs writes
+// in parallel, so "append wherever the end is now" would reorder them.
+func (u *upload) WriteAt(p []byte, off int64) (int, error) { return u.tmp.WriteAt(p, off) }
 func (u *upload) ReadAt(p []byte, off int64) (int, error) { return u.tmp.ReadAt(p, off) }
 
 // TransferError is called by pkg/sftp when the session ends with the handle open: the
@@ -648,13 +636,7 @@ func (u *upload) setstat(flags sftp.FileAttrFlags, attrs *sftp.FileStat) error {
 		return &fs.PathError{Op: "chown", Path: "/" + u.target, Err: syscall.EPERM}
 	}
 	if flags.Size {
-		u.amu.Lock()
-		err := u.tmp.Truncate(int64(attrs.Size))
-		if err == nil {
-			u.end = int64(attrs.Size)
-		}
-		u.amu.Unlock()
-		if err != nil {
+		if err := u.tmp.Truncate(int64(attrs.Size)); err != nil {
 			return err
 		}
 	}

@@ -659,3 +659,24 @@ func TestSFTPCLIProgress(t *testing.T) {
 	}
 	cmpFiles(t, filepath.Join(n.root, "f"), local)
 }
+
+// TestSFTPOpenSSHResume: OpenSSH's reput (an append-mode open, parallel writes at the
+// file's end) and reget finish partial files byte-exact.
+func TestSFTPOpenSSHResume(t *testing.T) {
+	n := startSFTPNode(t, "")
+	os.MkdirAll(n.root, 0o700)
+	dir := t.TempDir()
+	full := filepath.Join(dir, "full")
+	randomFile(t, full, 30<<20+77)
+	data, _ := os.ReadFile(full)
+	os.WriteFile(filepath.Join(n.root, "partial"), data[:7<<20+3], 0o644)
+	os.WriteFile(filepath.Join(n.root, "whole"), data, 0o644)
+	local := filepath.Join(dir, "local")
+	os.WriteFile(local, data[:5<<20+1], 0o644)
+	out, errOut, code := n.sftpBatch(t, "rw", "", fmt.Sprintf("reput %s partial\nreget whole %s\n", full, local))
+	if code != 0 {
+		t.Fatalf("sftp exit %d %s %s", code, out, errOut)
+	}
+	cmpFiles(t, full, filepath.Join(n.root, "partial"))
+	cmpFiles(t, full, local)
+}
