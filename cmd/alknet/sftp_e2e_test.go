@@ -680,3 +680,47 @@ func TestSFTPOpenSSHResume(t *testing.T) {
 	cmpFiles(t, full, filepath.Join(n.root, "partial"))
 	cmpFiles(t, full, local)
 }
+
+// TestSFTPInterruptedPut: a client killed mid-upload leaves the good file as it was,
+// and its temporary file goes away.
+func TestSFTPInterruptedPut(t *testing.T) {
+	n := startSFTPNode(t, "")
+	os.MkdirAll(n.root, 0o700)
+	good := filepath.Join(n.root, "good")
+	os.WriteFile(good, []byte("the good version"), 0o644)
+	src := filepath.Join(t.TempDir(), "src")
+	randomFile(t, src, 300<<20)
+	// TLS/TCP: the server hears of the killed client at once (QUIC would wait for the
+	// idle timeout).
+	cmd := exec.Command(n.Bin, "sftp", "put", n.Addr, src, "/good", "--identity", n.keys["rw"], "--transport", "tcp", "--requests", "2")
+	cmd.Env = n.Env
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	partFound := false
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline) && !partFound; time.Sleep(2 * time.Millisecond) {
+		ents, _ := os.ReadDir(n.root)
+		for _, e := range ents {
+			if info, err := e.Info(); err == nil && strings.HasSuffix(e.Name(), ".alknet-part") && info.Size() > 1<<20 {
+				partFound = true
+			}
+		}
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	if !partFound {
+		t.Fatal("no upload in progress was seen")
+	}
+	var ents []os.DirEntry
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if ents, _ = os.ReadDir(n.root); len(ents) == 1 {
+			break
+		}
+	}
+	if len(ents) != 1 {
+		t.Fatalf("temporary file left behind: %v", ents)
+	}
+	if b, _ := os.ReadFile(good); string(b) != "the good version" {
+		t.Fatalf("the good file was replaced: %d bytes", len(b))
+	}
+}
