@@ -206,6 +206,7 @@ func TestSSHExecOpenSSH(t *testing.T) {
 	rand.Read(stdin)
 	stdinSum := sha256.Sum256(stdin)
 	owner := []string{n.keys["owner"]}
+	agent := startAgent(t)
 
 	for _, tr := range sshTransports {
 		t.Run(tr, func(t *testing.T) {
@@ -268,19 +269,45 @@ func TestSSHExecOpenSSH(t *testing.T) {
 				}
 			})
 			t.Run("refused forwardings keep the session", func(t *testing.T) {
-				out, errOut, code := n.ssh(t, tr, owner, nil, []string{"-o", "ForwardX11=yes", "-o", "ForwardAgent=yes", "-o", "SendEnv=LANG"}, "echo ok $LANG")
-				if out != "ok C.UTF-8\n" || code != 0 {
-					t.Fatalf("got %q exit %d (%s)", out, code, errOut)
+				// ssh asks for X11 only with a DISPLAY and for the agent only with a
+				// running agent.
+				cmd := exec.Command("ssh", n.sshArgs(tr, owner, []string{"-o", "ForwardX11=yes", "-o", "ForwardAgent=yes", "-o", "SendEnv=LANG"}, "echo ok $LANG")...)
+				cmd.Env = append(n.Env, "LANG=C.UTF-8", "DISPLAY=127.0.0.1:0", "SSH_AUTH_SOCK="+agent)
+				out, err := cmd.Output()
+				if string(out) != "ok C.UTF-8\n" || err != nil {
+					t.Fatalf("got %q %v", out, err)
 				}
 			})
 		})
 	}
 
 	logs := n.Output()
-	for _, want := range []string{"msg=auth result=accepted", "peer=runner service=ssh", "msg=auth result=rejected"} {
+	for _, want := range []string{"msg=auth result=accepted", "peer=runner service=ssh", "msg=auth result=rejected",
+		"ssh request refused\" request=x11-req", "ssh request refused\" request=auth-agent-req@openssh.com"} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("server log lacks %q", want)
 		}
+	}
+}
+
+// startAgent runs an ssh-agent for the test and returns its socket.
+func startAgent(t *testing.T) string {
+	t.Helper()
+	sock := filepath.Join(t.TempDir(), "agent.sock")
+	cmd := exec.Command("ssh-agent", "-D", "-a", sock)
+	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
+	if err := cmd.Start(); err != nil {
+		t.Skipf("ssh-agent: %v", err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if _, err := os.Stat(sock); err == nil {
+			return sock
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("ssh-agent did not start")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
