@@ -616,3 +616,31 @@ func restartNode(t *testing.T, n *testNode) *testNode {
 	t.Helper()
 	return startNodeEdited(t, nil, n)
 }
+
+// TestSSHPeersAddOpenSSH: "alknet peers add" with an OpenSSH public-key line (an ECDSA
+// key made by ssh-keygen) lets that key in on the next connection, no restart.
+func TestSSHPeersAddOpenSSH(t *testing.T) {
+	n := startSSHNode(t, nil)
+	key := filepath.Join(t.TempDir(), "id_ecdsa")
+	if out, err := exec.Command("ssh-keygen", "-q", "-t", "ecdsa", "-N", "", "-f", key).CombinedOutput(); err != nil {
+		t.Fatalf("ssh-keygen: %v %s", err, out)
+	}
+	if _, errOut, code := n.ssh(t, "quic", []string{key}, nil, nil, "true"); code != 255 || !strings.Contains(errOut, "Permission denied") {
+		t.Fatalf("unlisted key: exit %d %q", code, errOut)
+	}
+	pub, _ := os.ReadFile(key + ".pub")
+	if out, err := n.Run(t, "peers", "add", "--config", n.Config, "--name", "laptop", "--key", strings.TrimSpace(string(pub)), "--scope", "ssh:exec"); err != nil {
+		t.Fatalf("peers add: %v %s", err, out)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		out, errOut, code := n.ssh(t, "quic", []string{key}, nil, nil, "echo $ALKNET_PEER")
+		if code == 0 && out == "laptop\n" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("listed key still refused: %d %q %q", code, out, errOut)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
