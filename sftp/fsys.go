@@ -619,7 +619,7 @@ type upload struct {
 // the end of the file as the offset (OpenSSH's reput, sshfs), and pkg/sftp runs writes
 // in parallel, so "append wherever the end is now" would reorder them.
 func (u *upload) WriteAt(p []byte, off int64) (int, error) { return u.tmp.WriteAt(p, off) }
-func (u *upload) ReadAt(p []byte, off int64) (int, error) { return u.tmp.ReadAt(p, off) }
+func (u *upload) ReadAt(p []byte, off int64) (int, error)  { return u.tmp.ReadAt(p, off) }
 
 // TransferError is called by pkg/sftp when the session ends with the handle open: the
 // upload is then abandoned.
