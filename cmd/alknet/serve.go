@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -82,8 +84,9 @@ func serve(ctx context.Context, cfg *Config) error {
 	fmt.Fprintf(out, "  data:    %s\n", cfg.Node.DataDir)
 	fmt.Fprintf(out, "  listen:  quic %s, tcp %s\n", ep.UDPAddr(), ep.TCPAddr())
 	fmt.Fprintf(out, "  alpns:   %s\n", strings.Join(a.mux.ALPNs(), " "))
+	notice := strings.NewReplacer("{addr}", ep.Addr(), "{alknet}", selfCommand())
 	for _, n := range a.notices {
-		fmt.Fprintf(out, "  %s\n", strings.ReplaceAll(n, "{addr}", ep.Addr()))
+		fmt.Fprintf(out, "  %s\n", notice.Replace(n))
 	}
 
 	served := make(chan error, 1)
@@ -130,4 +133,21 @@ func shutdown(a *app, ep *core.Endpoint, served <-chan error) error {
 		return err
 	}
 	return nil
+}
+
+// selfCommand is how a pasted command line should run this binary: "alknet" when that
+// is what PATH finds, otherwise this executable's absolute path (as after "make run").
+func selfCommand() string {
+	self, err := os.Executable()
+	if err != nil {
+		return "alknet"
+	}
+	if onPath, err := exec.LookPath("alknet"); err == nil {
+		if a, err1 := filepath.EvalSymlinks(onPath); err1 == nil {
+			if b, err2 := filepath.EvalSymlinks(self); err2 == nil && a == b {
+				return "alknet"
+			}
+		}
+	}
+	return self
 }

@@ -51,7 +51,7 @@ func registerDNS(a *app) error {
 		host, port, _ := net.SplitHostPort(udp.String())
 		a.notice("dns:     dig @%s -p %s <name> (classic UDP and TCP)", host, port)
 	}
-	a.notice("dns:     alknet dns query {addr} <name> (DoQ; --transport tcp for DoT)")
+	a.notice("dns:     {alknet} dns query {addr} <name> (DoQ; --transport tcp for DoT)")
 	return nil
 }
 

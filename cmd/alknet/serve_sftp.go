@@ -31,7 +31,7 @@ func registerSFTP(a *app) error {
 	if err := a.handle(s, sftp.ALPN); err != nil {
 		return err
 	}
-	a.notice("sftp:    alknet sftp ls {addr} /   (folder %s; OpenSSH: sftp with the ssh line's options)", s.Root())
+	a.notice("sftp:    {alknet} sftp ls {addr} /   (folder %s; OpenSSH: sftp with the ssh line's options)", s.Root())
 	return nil
 }
 

@@ -52,22 +52,36 @@ func registerSSH(a *app) error {
 		host, port, _ := net.SplitHostPort(l.Addr().String())
 		a.notice("ssh tcp: ssh -p %s%s %s (plain SSH listener %s)", port, identityOption(a), host, l.Addr())
 	}
-	a.notice("ssh:     ssh -o ProxyCommand='alknet connect {addr} --alpn %s' -o HostKeyAlias=%s%s alknet",
-		ssh.ALPN, hostKeyAlias(core.NodeIDOf(a.key.Public().(ed25519.PublicKey))), identityOption(a))
+	proxyIdentity := ""
+	if p := identityPath(a); p != "" {
+		// The same key in TLS as in SSH, so the connection is not logged as unknown-key.
+		proxyIdentity = " --identity " + p
+	}
+	a.notice("ssh:     ssh -o ProxyCommand='{alknet} connect {addr} --alpn %s%s' -o HostKeyAlias=%s%s alknet",
+		ssh.ALPN, proxyIdentity, hostKeyAlias(core.NodeIDOf(a.key.Public().(ed25519.PublicKey))), identityOption(a))
 	return nil
 }
 
 // identityOption is the "-i" option naming the owner key "alknet init" wrote beside
 // the config, or the user's own client key.
 func identityOption(a *app) string {
+	if p := identityPath(a); p != "" {
+		return " -i " + p
+	}
+	return ""
+}
+
+// identityPath is the owner key "alknet init" wrote beside the config, or the user's
+// own client key.
+func identityPath(a *app) string {
 	if a.cfg.path != "" {
 		p := filepath.Join(filepath.Dir(a.cfg.path), "client.key")
 		if _, err := os.Stat(p); err == nil {
-			return " -i " + p
+			return p
 		}
 	}
 	if p, err := defaultIdentityPath(); err == nil {
-		return " -i " + p
+		return p
 	}
 	return ""
 }

@@ -499,12 +499,21 @@ func waitPgrep(t *testing.T, pattern string, want int) {
 
 func TestSSHConfigCommand(t *testing.T) {
 	n := startSSHNode(t, nil)
-	notice := "ssh:     ssh -o ProxyCommand='alknet connect " + n.Addr + " --alpn alknet/ssh'"
+	// The binary is not on PATH here, so the line names it by its absolute path.
+	notice := "ssh:     ssh -o ProxyCommand='" + n.Bin + " connect " + n.Addr + " --alpn alknet/ssh --identity "
 	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(n.Output(), notice) && time.Now().Before(deadline); {
 		time.Sleep(20 * time.Millisecond)
 	}
 	if !strings.Contains(n.Output(), notice) {
-		t.Errorf("serve did not print a ready-to-paste ssh line:\n%s", n.Output())
+		t.Fatalf("serve did not print a ready-to-paste ssh line:\n%s", n.Output())
+	}
+	// Paste it: the printed line, with only batch-mode options added, must log in.
+	_, line, _ := strings.Cut(n.Output(), "ssh:     ")
+	line, _, _ = strings.Cut(line, "\n")
+	pasted := exec.Command("bash", "-c", line+" -o BatchMode=yes -o StrictHostKeyChecking=accept-new -o UserKnownHostsFile="+filepath.Join(t.TempDir(), "kh")+" 'echo pasted'")
+	pasted.Env = n.Env
+	if got, err := pasted.CombinedOutput(); err != nil || !strings.Contains(string(got), "pasted\n") {
+		t.Fatalf("the printed ssh line did not work: %v\n%s\n%s", err, line, got)
 	}
 	kh := filepath.Join(t.TempDir(), "known_hosts")
 	out, err := n.Run(t, "ssh-config", n.Addr, "--identity", n.keys["runner"], "--name", "box", "--known-hosts", kh)
