@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/signal"
@@ -67,15 +68,32 @@ func connect(ctx context.Context, cf *clientFlags, addr, alpn string, in io.Read
 		}
 	}()
 
+	sendErr := make(chan error, 1)
 	go func() {
-		copyBuffered(s, in)
-		s.CloseWrite()
+		_, err := copyBuffered(s, in)
+		if err == nil {
+			err = s.CloseWrite()
+		}
+		sendErr <- err
 	}()
 	_, err = copyBuffered(out, s)
 	if errors.Is(err, io.EOF) || errors.Is(err, syscall.EPIPE) || signalled.Load() {
 		err = nil
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	// The node closed its side. If stdin was still flowing, say so: bytes the node
+	// never read must not look like a clean transfer.
+	select {
+	case err := <-sendErr:
+		if err != nil && !signalled.Load() {
+			return fmt.Errorf("sending stdin: %w", err)
+		}
+	default:
+		// stdin is still open (an interactive session); ending here is normal.
+	}
+	return nil
 }
 
 // copyBuffered copies with a 256 KiB buffer: fewer, larger writes into the stream and

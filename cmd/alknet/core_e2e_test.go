@@ -17,8 +17,9 @@ func TestServePingConnect(t *testing.T) {
 			if err != nil || !strings.Contains(string(out), "via "+tr) {
 				t.Fatalf("ping: %v\n%s", err, out)
 			}
-			// alknet/ping echoes at most 64 bytes and then half-closes.
-			in := make([]byte, 64)
+			// alknet/ping echoes until our half-close, then half-closes: 20 MB must come
+			// back exactly, and connect must exit cleanly after the node's EOF.
+			in := make([]byte, 20<<20)
 			rand.Read(in)
 			cmd := exec.Command(n.Bin, "connect", n.Addr, "--alpn", "alknet/ping", "--identity", n.ClientKey, "--transport", tr)
 			cmd.Env = n.Env
@@ -28,7 +29,7 @@ func TestServePingConnect(t *testing.T) {
 				t.Fatalf("connect: %v", err)
 			}
 			if !bytes.Equal(got, in) {
-				t.Fatalf("connect echoed %x, want %x", got, in)
+				t.Fatalf("connect echoed %d bytes, want the %d sent, identical", len(got), len(in))
 			}
 		})
 	}

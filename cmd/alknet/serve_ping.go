@@ -14,8 +14,10 @@ func registerPing(a *app) error {
 	return a.handle(core.HandlerFunc(servePing), pingALPN)
 }
 
-// servePing echoes each stream, so a ping measures a full round trip. It reads at most
-// 64 bytes per stream: ping is not a bulk echo service.
+// servePing echoes each stream until the client half-closes it, then half-closes its
+// own side: "alknet ping" times a round trip with it, and "alknet connect --alpn
+// alknet/ping" is a byte-exact echo for checking a path end to end. It is served to
+// anyone: it returns only what the client sent, over a connection the client opened.
 func servePing(ctx context.Context, c core.Conn) error {
 	for {
 		s, err := c.AcceptStream(ctx)
@@ -24,7 +26,7 @@ func servePing(ctx context.Context, c core.Conn) error {
 		}
 		go func() {
 			defer s.Close()
-			io.Copy(s, io.LimitReader(s, 64))
+			io.Copy(s, s)
 			s.CloseWrite()
 		}()
 	}
