@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"slices"
 	"strconv"
@@ -101,7 +102,18 @@ func addPeer(path string, pc core.PeerConfig) (bool, error) {
 // signalServer sends SIGHUP to the server whose pid file is in dataDir.
 func signalServer(dataDir string) bool {
 	a := &app{cfg: &Config{Node: NodeConfig{DataDir: dataDir}}}
-	b, err := os.ReadFile(a.pidFile())
+	f, err := os.Open(a.pidFile())
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	// A running server holds an exclusive lock on its pid file. If we can take a shared
+	// lock, the file is stale and its PID may now belong to anything: leave it alone.
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB); err == nil {
+		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		return false
+	}
+	b, err := io.ReadAll(f)
 	if err != nil {
 		return false
 	}

@@ -2,8 +2,10 @@ package main
 
 import (
 	"crypto/ed25519"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -96,5 +98,33 @@ func TestServeEmbeddedDefault(t *testing.T) {
 			t.Fatalf("the default identity is not the owner:\n%s", out.String())
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestPeersAddLeavesStalePIDAlone: a pid file left behind by a crash must not get an
+// unrelated process signalled.
+func TestPeersAddLeavesStalePIDAlone(t *testing.T) {
+	bin := alknetBinary(t)
+	dir := t.TempDir()
+	if out, err := exec.Command(bin, "init", "--dir", dir, "--listen", "127.0.0.1:0").CombinedOutput(); err != nil {
+		t.Fatalf("init: %v\n%s", err, out)
+	}
+	bystander := exec.Command("sleep", "60")
+	if err := bystander.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer bystander.Process.Kill()
+	os.WriteFile(filepath.Join(dir, "alknet.pid"), []byte(strconv.Itoa(bystander.Process.Pid)+"\n"), 0o600)
+	key := string(core.NodeIDOf(core.GenerateKey().Public().(ed25519.PublicKey)))
+	out, err := exec.Command(bin, "peers", "add", "--config", filepath.Join(dir, "alknet.toml"), "--name", "x", "--key", key, "--scope", "call").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "no server is running") {
+		t.Fatalf("peers add: %v\n%s", err, out)
+	}
+	done := make(chan error, 1)
+	go func() { done <- bystander.Wait() }()
+	select {
+	case err := <-done:
+		t.Fatalf("an unrelated process was signalled: %v", err)
+	case <-time.After(300 * time.Millisecond):
 	}
 }

@@ -68,11 +68,15 @@ func serve(ctx context.Context, cfg *Config) error {
 	if err := ep.Listen(cfg.Node.Listen); err != nil {
 		return err
 	}
-	if err := os.WriteFile(a.pidFile(), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600); err != nil {
+	pidFile, err := lockPIDFile(a.pidFile())
+	if err != nil {
 		ep.Close()
-		return fmt.Errorf("write pid file: %w", err)
+		return err
 	}
-	defer os.Remove(a.pidFile())
+	defer func() {
+		os.Remove(a.pidFile())
+		pidFile.Close()
+	}()
 
 	source := cfg.path
 	if source == "" {
@@ -150,4 +154,26 @@ func selfCommand() string {
 		}
 	}
 	return self
+}
+
+// lockPIDFile writes our PID into path and holds an exclusive lock on it for as long as
+// the server runs. The lock is what "peers add" checks before it signals the PID, so a
+// stale file left by a crash never gets an unrelated process signalled.
+func lockPIDFile(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("pid file: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("another alknet serve is running on this data folder (%s is locked)", path)
+	}
+	if err := f.Truncate(0); err == nil {
+		_, err = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("pid file: %w", err)
+	}
+	return f, nil
 }
