@@ -87,7 +87,7 @@ func (d *Dialer) Dial(ctx context.Context, addr, alpn string) (Conn, error) {
 			wait = 2 * time.Second
 		}
 		c, qerr := d.dialQUIC(ctx, hostport, tlsCfg, pin, wait)
-		if qerr == nil || errors.Is(qerr, ErrIdentityMismatch) || ctx.Err() != nil {
+		if qerr == nil || errors.Is(qerr, ErrIdentityMismatch) || ctx.Err() != nil || refusedInHandshake(qerr) {
 			return c, qerr
 		}
 		c, terr := d.dialTCP(ctx, hostport, tlsCfg, pin)
@@ -178,4 +178,12 @@ func wrapHandshakeErr(err error) error {
 		return fmt.Errorf("%w (%v)", ErrIdentityMismatch, err)
 	}
 	return err
+}
+
+// refusedInHandshake reports whether the server answered over QUIC and refused the
+// handshake with a TLS alert (such as no_application_protocol): the node is reachable
+// over UDP, so trying TCP would only repeat the refusal.
+func refusedInHandshake(err error) bool {
+	var te *quic.TransportError
+	return errors.As(err, &te) && te.ErrorCode >= 0x100 && te.ErrorCode <= 0x1ff
 }

@@ -101,7 +101,12 @@ func NewEndpoint(mux *Mux, cfg EndpointConfig) (*Endpoint, error) {
 		CurvePreferences: curves,
 		ClientAuth:       tls.RequestClientCert,
 		GetCertificate:   e.certificateFor,
-		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
+		GetConfigForClient: func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+			// A client that offers no ALPN could only be dispatched to no handler:
+			// refuse it in the handshake, as an unregistered ALPN is.
+			if len(hello.SupportedProtos) == 0 {
+				return nil, errNoALPN
+			}
 			c := e.tlsCfg.Clone()
 			c.GetConfigForClient = nil
 			c.NextProtos = mux.ALPNs()
@@ -119,6 +124,8 @@ func NewEndpoint(mux *Mux, cfg EndpointConfig) (*Endpoint, error) {
 	}
 	return e, nil
 }
+
+var errNoALPN = errors.New("core: client offered no ALPN protocol")
 
 // certificateFor is the one place that picks the certificate for a ClientHello: the
 // Ed25519 identity certificate for clients that accept Ed25519, otherwise the web
@@ -324,6 +331,19 @@ func (e *Endpoint) acceptTCP(ln net.Listener) {
 }
 
 func (e *Endpoint) handshakeTCP(nc net.Conn) {
+	// TCP shows the address before the handshake: spend no handshake on a client that
+	// is over its limit.
+	ip := ipOf(nc.RemoteAddr())
+	if !e.reserveIP(ip) {
+		nc.Close()
+		return
+	}
+	reserved := true
+	defer func() {
+		if reserved {
+			e.releaseIP(ip)
+		}
+	}()
 	tc := tls.Server(nc, e.tlsCfg)
 	ctx, cancel := context.WithTimeout(e.ctx, e.limits.HandshakeTimeout.Std())
 	err := tc.HandshakeContext(ctx)
@@ -335,7 +355,9 @@ func (e *Endpoint) handshakeTCP(nc net.Conn) {
 	}
 	state := tc.ConnectionState()
 	c := NewStreamConn(connStream{tc}, state.NegotiatedProtocol, e.peerOf(nc.RemoteAddr(), state.PeerCertificates), TransportTCP)
-	if !e.admit(c) {
+	reserved = false // release (after serveConn) gives it back from here on
+	if !e.track(c) {
+		e.releaseIP(ip)
 		tc.Close()
 		return
 	}
@@ -365,28 +387,56 @@ func ipOf(a net.Addr) string {
 // admit records c, or refuses it when the endpoint is closing or its IP is at the limit.
 func (e *Endpoint) admit(c Conn) bool {
 	ip := ipOf(c.Peer().RemoteAddr)
+	if !e.reserveIP(ip) {
+		return false
+	}
+	if !e.track(c) {
+		e.releaseIP(ip)
+		return false
+	}
+	return true
+}
+
+// reserveIP counts one more connection from ip, unless ip is at the limit. Refusals
+// are logged at debug level only: a flood of them must not flood the log.
+func (e *Endpoint) reserveIP(ip string) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.closing {
 		return false
 	}
 	if e.limits.MaxConnsPerIP > 0 && e.perIP[ip] >= e.limits.MaxConnsPerIP {
-		e.log.Warn("connection refused: per-IP limit", "remote", ip, "limit", e.limits.MaxConnsPerIP)
+		e.log.Debug("connection refused: per-IP limit", "remote", ip, "limit", e.limits.MaxConnsPerIP)
 		return false
 	}
 	e.perIP[ip]++
+	return true
+}
+
+func (e *Endpoint) releaseIP(ip string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.perIP[ip]--; e.perIP[ip] <= 0 {
+		delete(e.perIP, ip)
+	}
+}
+
+// track records c as running, unless the endpoint is closing.
+func (e *Endpoint) track(c Conn) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closing {
+		return false
+	}
 	e.conns[c] = struct{}{}
 	return true
 }
 
 func (e *Endpoint) release(c Conn) {
-	ip := ipOf(c.Peer().RemoteAddr)
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	delete(e.conns, c)
-	if e.perIP[ip]--; e.perIP[ip] <= 0 {
-		delete(e.perIP, ip)
-	}
+	e.mu.Unlock()
+	e.releaseIP(ipOf(c.Peer().RemoteAddr))
 }
 
 // serveConn runs the handler for c; connDone, if not nil, ends the handler's context

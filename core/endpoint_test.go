@@ -86,12 +86,15 @@ func TestEndpointEchoBothTransports(t *testing.T) {
 
 func TestDialUnregisteredALPNRefused(t *testing.T) {
 	n := coretest.StartNode(t, newEchoMux(t))
-	for _, tr := range coretest.Transports {
-		t.Run(tr, func(t *testing.T) {
+	for _, tr := range append(coretest.Transports, "") {
+		t.Run("transport="+tr, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			d := core.Dialer{Transport: tr}
 			c, err := d.Dial(ctx, n.Addr(), "alknet/nobody")
+			if tr == "" && err != nil && strings.Contains(err.Error(), "TCP:") {
+				t.Fatalf("a refusal over QUIC fell back to TCP: %v", err)
+			}
 			if err == nil {
 				c.Close(0, "")
 				t.Fatal("handshake on an unregistered ALPN succeeded")

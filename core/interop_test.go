@@ -59,3 +59,23 @@ func TestRawQUICClientUnregisteredALPN(t *testing.T) {
 	}
 	c.CloseWithError(0, "")
 }
+
+// TestNoALPNRefused: a TLS client that offers no ALPN at all is refused in the
+// handshake, like one offering an unregistered ALPN.
+func TestNoALPNRefused(t *testing.T) {
+	n := coretest.StartNode(t, newEchoMux(t))
+	for name, dial := range map[string]func() error{
+		"tcp": func() error {
+			c, err := tls.Dial("tcp", n.TCPAddr().String(), &tls.Config{InsecureSkipVerify: true})
+			if err == nil {
+				err = c.Handshake()
+				c.Close()
+			}
+			return err
+		},
+	} {
+		if err := dial(); err == nil {
+			t.Errorf("%s: a handshake without ALPN succeeded", name)
+		}
+	}
+}
