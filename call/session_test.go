@@ -403,7 +403,7 @@ func TestMaxCallsPerConn(t *testing.T) {
 }
 
 // TestSingleStreamConn runs the protocol over one stream wrapped as a Conn, as an SSH
-// channel ("ssh -W alknet-call:0") or a WebTransport stream hands it over: every call,
+// channel ("ssh -W alknet-call:1") or a WebTransport stream hands it over: every call,
 // in both directions, shares the stream.
 func TestSingleStreamConn(t *testing.T) {
 	pr := newProbe()

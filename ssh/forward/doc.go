@@ -15,7 +15,7 @@
 // and each address it resolves to is checked with it, so a name cannot dodge a CIDR
 // deny; only the addresses that passed are dialled, never the name again. A target host
 // "alknet-<name>" is never dialled: the channel is handed to the node's [core.Mux] on
-// ALPN "alknet/<name>", so "ssh -W alknet-call:0" reaches the call service.
+// ALPN "alknet/<name>", so "ssh -W alknet-call:1" reaches the call service (the port is ignored; OpenSSH refuses 0 in -W).
 //
 // The SSH server plugs a Forwarder in through its channel and request handler maps
 // (package ssh adapts them); [Forwarder.SetConfig] swaps the rules at once for every
