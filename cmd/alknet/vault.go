@@ -228,12 +228,16 @@ func (v *vaultCLI) restoreCmd() *cobra.Command {
 	return cmd
 }
 
-// deriveOutput is what "vault derive --json" prints.
+// deriveOutput is what "vault derive --json" prints. public_key is in SLIP-0010's
+// published form (0x00 and the 32-byte key), so the spec's vectors compare as strings;
+// ed25519_public_key is the bare 32-byte key that ed25519.NewKeyFromSeed(private_key)
+// gives.
 type deriveOutput struct {
-	Path       string `json:"path"`
-	PrivateKey string `json:"private_key"`
-	PublicKey  string `json:"public_key"`
-	ChainCode  string `json:"chain_code"`
+	Path             string `json:"path"`
+	PrivateKey       string `json:"private_key"`
+	PublicKey        string `json:"public_key"`
+	ChainCode        string `json:"chain_code"`
+	Ed25519PublicKey string `json:"ed25519_public_key"`
 }
 
 func (v *vaultCLI) deriveCmd() *cobra.Command {
@@ -245,6 +249,8 @@ func (v *vaultCLI) deriveCmd() *cobra.Command {
 		Long: `Derive the SLIP-0010 Ed25519 key at --path (such as m/74'/0'/0'/0'; ' or h marks a
 hardened index, and every index must be hardened) and print the path, the private key
 (the RFC 8032 32-byte private key), the public key and the chain code in hex.
+public_key is written as SLIP-0010's vectors write it: 00 followed by the 32-byte
+Ed25519 key; ed25519_public_key is the bare 32 bytes.
 
 With --seed-hex the key derives from that seed (16 to 64 bytes) and no vault is
 needed; otherwise the vault file is unlocked. The output holds a private key.`,
@@ -280,8 +286,10 @@ needed; otherwise the vault file is unlocked. The output holds a private key.`,
 			o := deriveOutput{
 				Path:       k.Path.String(),
 				PrivateKey: hex.EncodeToString(k.PrivateKey.Bytes()),
-				PublicKey:  hex.EncodeToString(k.PublicKey),
+				PublicKey:  "00" + hex.EncodeToString(k.PublicKey),
 				ChainCode:  hex.EncodeToString(k.ChainCode.Bytes()),
+
+				Ed25519PublicKey: hex.EncodeToString(k.PublicKey),
 			}
 			out := cmd.OutOrStdout()
 			if asJSON {
@@ -289,13 +297,13 @@ needed; otherwise the vault file is unlocked. The output holds a private key.`,
 				fmt.Fprintf(out, "%s\n", b)
 				return nil
 			}
-			fmt.Fprintf(out, "path:        %s\nprivate_key: %s\npublic_key:  %s\nchain_code:  %s\n", o.Path, o.PrivateKey, o.PublicKey, o.ChainCode)
+			fmt.Fprintf(out, "path:               %s\nprivate_key:        %s\npublic_key:         %s\nchain_code:         %s\ned25519_public_key: %s\n", o.Path, o.PrivateKey, o.PublicKey, o.ChainCode, o.Ed25519PublicKey)
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&pathFlag, "path", "", "derivation path, e.g. m/74'/0'/0'/0'")
 	cmd.Flags().StringVar(&seedHex, "seed-hex", "", "derive from this BIP39 seed (hex) instead of the vault")
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object: path, private_key, public_key, chain_code")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object: path, private_key, public_key, chain_code, ed25519_public_key")
 	cmd.MarkFlagRequired("path")
 	return cmd
 }

@@ -356,7 +356,7 @@ func TestVaultCLIVectors(t *testing.T) {
 			if err := json.Unmarshal([]byte(out), &got); err != nil {
 				t.Fatalf("derive %s: %v\n%s", c.Path, err, out)
 			}
-			if got.Path != c.Path || got.PrivateKey != c.Private || got.ChainCode != c.ChainCode || "00"+got.PublicKey != c.Public {
+			if got.Path != c.Path || got.PrivateKey != c.Private || got.ChainCode != c.ChainCode || got.PublicKey != c.Public || "00"+got.Ed25519PublicKey != c.Public {
 				t.Fatalf("derive %s:\n got %+v\nwant %+v", c.Path, got, c)
 			}
 			steps++
@@ -498,7 +498,7 @@ func TestVaultCLIBlobs(t *testing.T) {
 		t.Fatalf("derive: %v %s", err, e)
 	}
 	pk, e, err := v(nil, "pubkey", "--key", "device:3")
-	if err != nil || !strings.Contains(d, `"public_key":"`+strings.TrimSpace(pk)+`"`) {
+	if err != nil || !strings.Contains(d, `"ed25519_public_key":"`+strings.TrimSpace(pk)+`"`) {
 		t.Fatalf("pubkey device:3 %q vs derive %s: %v %s", pk, d, err, e)
 	}
 	if _, err := hex.DecodeString(strings.TrimSpace(pk)); err != nil {
