@@ -2,7 +2,6 @@ package main
 
 import (
 	"net"
-	"net/http"
 	"slices"
 	"sync"
 
@@ -32,15 +31,6 @@ func registerDNS(a *app) error {
 	if err := a.handle(srv, dns.ALPNDoQ, dns.ALPNDoT); err != nil {
 		return err
 	}
-	dnsHTTPMu.Lock()
-	dnsHTTP[a] = dnsHTTPHandlers{DoH: srv.DoH(), Relay: dns.NewRelay(srv.Store())}
-	dnsHTTPMu.Unlock()
-	a.onClose(func() error {
-		dnsHTTPMu.Lock()
-		delete(dnsHTTP, a)
-		dnsHTTPMu.Unlock()
-		return nil
-	})
 	a.onReload(func(c *Config) error { return srv.Reload(dnsConfig(c)) })
 	a.onClose(srv.Close)
 	if cfg.ClassicListen != "" {
@@ -64,25 +54,4 @@ func dnsConfig(c *Config) dns.Config {
 		cfg.Zones[i] = c.resolve(z)
 	}
 	return cfg
-}
-
-// dnsHTTPHandlers are the DNS module's HTTP handlers, for the HTTP wiring to mount:
-// DoH (RFC 8484) at /dns-query, and a pkarr relay (PUT/GET /<z-base-32 key>) over the
-// same packet store the pkarr zone answers from, under a prefix such as /pkarr/ (with
-// http.StripPrefix).
-type dnsHTTPHandlers struct {
-	DoH, Relay http.Handler
-}
-
-var (
-	dnsHTTPMu sync.Mutex
-	dnsHTTP   = map[*app]dnsHTTPHandlers{}
-)
-
-// dnsHTTPFor returns the DNS HTTP handlers registered for a, if the dns module is on.
-func dnsHTTPFor(a *app) (dnsHTTPHandlers, bool) {
-	dnsHTTPMu.Lock()
-	defer dnsHTTPMu.Unlock()
-	h, ok := dnsHTTP[a]
-	return h, ok
 }
