@@ -3,7 +3,6 @@ package main
 import (
 	"net"
 	"slices"
-	"sync"
 
 	"github.com/alkdev/alknet/dns"
 )
