@@ -10,8 +10,10 @@ BENCH_TARGETS := $(addprefix bench/,$(MODULES))
 
 .PHONY: run build test bench fuzz vet fmt check $(TEST_TARGETS) $(FUZZ_TARGETS) $(BENCH_TARGETS)
 
-run:
-	go run ./cmd/alknet serve
+# Built into bin/ rather than "go run", so the command lines serve prints name a binary
+# that outlives this run.
+run: build
+	./bin/alknet serve
 
 build:
 	mkdir -p bin && go build -o bin/alknet ./cmd/alknet

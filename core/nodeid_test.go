@@ -84,3 +84,14 @@ func TestPeersRejectBadLists(t *testing.T) {
 		t.Fatal("a bad update replaced the list")
 	}
 }
+
+func TestKnownScope(t *testing.T) {
+	for scope, want := range map[string]bool{
+		"*": true, "ssh:exec": true, "ssh:exec:git-upload-pack": true, "fs:*": true, "ssh:*": true,
+		"ssh:exex": false, "fs": false, "": false, "admin": true, "admins": false, "dns:update": true,
+	} {
+		if got := core.KnownScope(scope); got != want {
+			t.Errorf("KnownScope(%q) = %v, want %v", scope, got, want)
+		}
+	}
+}

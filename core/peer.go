@@ -59,6 +59,25 @@ const (
 	ScopeAdmin            = "admin"
 )
 
+// knownScopes are the scopes modules check; KnownScope accepts them and finer scopes
+// below them.
+var knownScopes = []string{ScopeSSHExec, ScopeSSHShell, ScopeSSHForwardLocal, ScopeSSHForwardRemote,
+	ScopeSSHSFTP, ScopeSFTPRead, ScopeSFTPWrite, ScopeGitRead, ScopeGitWrite, ScopeFSRead,
+	ScopeFSWrite, ScopeCall, ScopeMsg, ScopeDNSUpdate, ScopeAdmin}
+
+// KnownScope reports whether scope is "*", a scope some module checks, a finer scope
+// under one ("ssh:exec:git-upload-pack"), or a wildcard over a known prefix ("fs:*").
+// Tools use it to warn about typing mistakes; Allows does not need it.
+func KnownScope(scope string) bool {
+	if scope == ScopeAll {
+		return true
+	}
+	return slices.ContainsFunc(knownScopes, func(k string) bool {
+		return scope == k || strings.HasPrefix(scope, k+":") ||
+			(strings.HasSuffix(scope, ":*") && strings.HasPrefix(k, strings.TrimSuffix(scope, "*")))
+	})
+}
+
 // Allows reports whether the identity holds scope. A nil identity holds nothing.
 //
 // A held scope grants itself and every finer scope below it: "ssh:exec" grants

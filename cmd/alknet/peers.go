@@ -40,6 +40,11 @@ sftp:read sftp:write git:read git:write fs:read fs:write call msg dns:update
 admin, or "*" for everything.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			for _, s := range scopes {
+				if !core.KnownScope(s) {
+					fmt.Fprintf(cmd.ErrOrStderr(), "warning: no module checks scope %q; is it a typing mistake? (see --help for the list)\n", s)
+				}
+			}
 			reloaded, err := addPeer(configPath, core.PeerConfig{Name: name, Keys: []string{key}, Scopes: scopes})
 			if err != nil {
 				return err
