@@ -61,28 +61,55 @@ type testNode struct {
 // startNode runs "alknet init" in a temporary folder, appends extraConfig (TOML) to the
 // generated config, and starts "alknet serve" on a free loopback port. It stops the
 // server when the test ends.
-func startNode(t *testing.T, extraConfig string) *testNode {
+func startNode(t testing.TB, extraConfig string) *testNode {
+	t.Helper()
+	return startNodeEdited(t, func(cfg string) string { return cfg + "\n" + extraConfig + "\n" })
+}
+
+// startNodeEdited is startNode with the generated config passed through edit before
+// the server starts (appending cannot change a table the config already has, such as
+// [ssh]). With reuse, it restarts a stopped node on the same config and data instead.
+func startNodeEdited(t testing.TB, edit func(string) string, reuse ...*testNode) *testNode {
+	t.Helper()
+	var n *testNode
+	if len(reuse) > 0 {
+		old := reuse[0]
+		n = &testNode{Bin: old.Bin, Dir: old.Dir, Config: old.Config, ClientKey: old.ClientKey, Env: old.Env}
+	} else {
+		n = initNodeDir(t)
+		b, err := os.ReadFile(n.Config)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(n.Config, []byte(edit(string(b))), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n.start(t)
+	return n
+}
+
+// initNodeDir runs "alknet init" in a temporary folder, with a temporary home.
+func initNodeDir(t testing.TB) *testNode {
 	t.Helper()
 	bin := alknetBinary(t)
 	dir := t.TempDir()
 	home := t.TempDir()
 	env := append(os.Environ(), "HOME="+home, "XDG_CONFIG_HOME="+filepath.Join(home, ".config"), "XDG_DATA_HOME="+filepath.Join(home, ".local/share"))
 	n := &testNode{Bin: bin, Dir: dir, Config: filepath.Join(dir, "alknet.toml"), ClientKey: filepath.Join(dir, "client.key"), Env: env}
-	out, err := n.Run(t, "init", "--dir", dir, "--listen", "127.0.0.1:0")
-	if err != nil {
+	if out, err := n.Run(t, "init", "--dir", dir, "--listen", "127.0.0.1:0"); err != nil {
 		t.Fatalf("alknet init: %v\n%s", err, out)
 	}
-	if extraConfig != "" {
-		f, err := os.OpenFile(n.Config, os.O_APPEND|os.O_WRONLY, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		fmt.Fprintf(f, "\n%s\n", extraConfig)
-		f.Close()
-	}
+	return n
+}
+
+// start runs "alknet serve" on the node's config, waits until it listens, and stops it
+// when the test ends.
+func (n *testNode) start(t testing.TB) {
+	t.Helper()
 	n.out = &lockedBuffer{}
-	n.cmd = exec.Command(bin, "serve", "--config", n.Config)
-	n.cmd.Env = env
+	n.cmd = exec.Command(n.Bin, "serve", "--config", n.Config)
+	n.cmd.Env = n.Env
 	pr, pw := io.Pipe()
 	n.cmd.Stdout = io.MultiWriter(pw, n.out)
 	n.cmd.Stderr = n.out
@@ -107,7 +134,6 @@ func startNode(t *testing.T, extraConfig string) *testNode {
 		t.Fatalf("alknet serve did not start:\n%s", n.out.String())
 	}
 	_, n.HostPort, _ = strings.Cut(n.Addr, "@")
-	return n
 }
 
 // Run runs the alknet binary with args in the node's environment.

@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/ed25519"
 	"encoding/json"
-	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -377,7 +375,7 @@ func TestFSKillDuringPutE2E(t *testing.T) {
 // fresh process over QUIC, and reports fs's throughput relative to sftp's.
 func BenchmarkFSGetVsSFTPGet(b *testing.B) {
 	const size = 128 << 20
-	n := startNodeB(b)
+	n := startNode(b, "")
 	src := filepath.Join(n.Dir, "sftp", "big")
 	os.MkdirAll(filepath.Dir(src), 0o755)
 	bigFile(b, src, size)
@@ -410,47 +408,6 @@ func BenchmarkFSGetVsSFTPGet(b *testing.B) {
 	b.ReportMetric(float64(b.N)*size/fsTime.Seconds()/(1<<20), "fs_MiB/s")
 	b.ReportMetric(float64(b.N)*size/sftpTime.Seconds()/(1<<20), "sftp_MiB/s")
 	b.ReportMetric(sftpTime.Seconds()/fsTime.Seconds(), "ratio_fs_vs_sftp")
-}
-
-// startNodeB is startNode for benchmarks: "alknet init" and "alknet serve" in a
-// temporary folder, stopped when the benchmark ends.
-func startNodeB(b *testing.B) *testNode {
-	b.Helper()
-	bin := alknetBinary(b)
-	dir, home := b.TempDir(), b.TempDir()
-	env := append(os.Environ(), "HOME="+home, "XDG_CONFIG_HOME="+filepath.Join(home, ".config"), "XDG_DATA_HOME="+filepath.Join(home, ".local/share"))
-	n := &testNode{Bin: bin, Dir: dir, Config: filepath.Join(dir, "alknet.toml"), ClientKey: filepath.Join(dir, "client.key"), Env: env}
-	if out, err := n.Run(b, "init", "--dir", dir, "--listen", "127.0.0.1:0"); err != nil {
-		b.Fatalf("alknet init: %v\n%s", err, out)
-	}
-	n.out = &lockedBuffer{}
-	n.cmd = exec.Command(bin, "serve", "--config", n.Config)
-	n.cmd.Env = env
-	pr, pw := io.Pipe()
-	n.cmd.Stdout = io.MultiWriter(pw, n.out)
-	n.cmd.Stderr = n.out
-	if err := n.cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { n.Stop(b) })
-	ready := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(pr)
-		for sc.Scan() {
-			if addr, ok := strings.CutPrefix(sc.Text(), "alknet serving "); ok {
-				ready <- addr
-				break
-			}
-		}
-		io.Copy(io.Discard, pr)
-	}()
-	select {
-	case n.Addr = <-ready:
-	case <-time.After(30 * time.Second):
-		b.Fatalf("alknet serve did not start:\n%s", n.out.String())
-	}
-	_, n.HostPort, _ = strings.Cut(n.Addr, "@")
-	return n
 }
 
 func TestFSCorruptBlobE2E(t *testing.T) {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -70,57 +69,10 @@ func startSFTPNode(tb testing.TB, extra string) *sftpTestNode {
 		}
 		peers.WriteString("]\n")
 	}
-	sn.testNode = launchNode(tb, extra+peers.String())
+	sn.testNode = startNode(tb, extra+peers.String())
 	sn.keys["owner"] = sn.ClientKey
 	sn.root = filepath.Join(sn.Dir, "sftp")
 	return sn
-}
-
-// launchNode is startNode for any testing.TB (benchmarks too).
-func launchNode(tb testing.TB, extraConfig string) *testNode {
-	tb.Helper()
-	bin := alknetBinary(tb)
-	dir := tb.TempDir()
-	home := tb.TempDir()
-	env := append(os.Environ(), "HOME="+home, "XDG_CONFIG_HOME="+filepath.Join(home, ".config"), "XDG_DATA_HOME="+filepath.Join(home, ".local/share"))
-	n := &testNode{Bin: bin, Dir: dir, Config: filepath.Join(dir, "alknet.toml"), ClientKey: filepath.Join(dir, "client.key"), Env: env}
-	if out, err := n.Run(tb, "init", "--dir", dir, "--listen", "127.0.0.1:0"); err != nil {
-		tb.Fatalf("alknet init: %v\n%s", err, out)
-	}
-	f, err := os.OpenFile(n.Config, os.O_APPEND|os.O_WRONLY, 0)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	fmt.Fprintf(f, "\n%s\n", extraConfig)
-	f.Close()
-	n.out = &lockedBuffer{}
-	n.cmd = exec.Command(bin, "serve", "--config", n.Config)
-	n.cmd.Env = env
-	pr, pw := io.Pipe()
-	n.cmd.Stdout = io.MultiWriter(pw, n.out)
-	n.cmd.Stderr = n.out
-	if err := n.cmd.Start(); err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { n.Stop(tb) })
-	ready := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(pr)
-		for sc.Scan() {
-			if addr, ok := strings.CutPrefix(sc.Text(), "alknet serving "); ok {
-				ready <- addr
-				break
-			}
-		}
-		io.Copy(io.Discard, pr)
-	}()
-	select {
-	case n.Addr = <-ready:
-	case <-time.After(30 * time.Second):
-		tb.Fatalf("alknet serve did not start:\n%s", n.out.String())
-	}
-	_, n.HostPort, _ = strings.Cut(n.Addr, "@")
-	return n
 }
 
 // sshOpts are the OpenSSH options reaching the node's SSH server as peer key over

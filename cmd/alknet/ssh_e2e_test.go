@@ -102,61 +102,6 @@ func freePort(t testing.TB) string {
 	return port
 }
 
-// startNodeEdited is startNode with the generated config passed through edit before
-// the server starts (startNode can only append, and [ssh] already exists).
-func startNodeEdited(t testing.TB, edit func(string) string, reuse ...*testNode) *testNode {
-	t.Helper()
-	bin := alknetBinary(t)
-	var n *testNode
-	if len(reuse) > 0 { // a restart on the same config and data
-		old := reuse[0]
-		n = &testNode{Bin: bin, Dir: old.Dir, Config: old.Config, ClientKey: old.ClientKey, Env: old.Env}
-	} else {
-		dir := t.TempDir()
-		home := t.TempDir()
-		env := append(os.Environ(), "HOME="+home, "XDG_CONFIG_HOME="+filepath.Join(home, ".config"), "XDG_DATA_HOME="+filepath.Join(home, ".local/share"))
-		n = &testNode{Bin: bin, Dir: dir, Config: filepath.Join(dir, "alknet.toml"), ClientKey: filepath.Join(dir, "client.key"), Env: env}
-		if out, err := n.Run(t, "init", "--dir", dir, "--listen", "127.0.0.1:0"); err != nil {
-			t.Fatalf("alknet init: %v\n%s", err, out)
-		}
-		b, err := os.ReadFile(n.Config)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(n.Config, []byte(edit(string(b))), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	n.out = &lockedBuffer{}
-	n.cmd = exec.Command(bin, "serve", "--config", n.Config)
-	n.cmd.Env = n.Env
-	pr, pw := io.Pipe()
-	n.cmd.Stdout = io.MultiWriter(pw, n.out)
-	n.cmd.Stderr = n.out
-	if err := n.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { n.Stop(t) })
-	ready := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(pr)
-		for sc.Scan() {
-			if addr, ok := strings.CutPrefix(sc.Text(), "alknet serving "); ok {
-				ready <- addr
-				break
-			}
-		}
-		io.Copy(io.Discard, pr)
-	}()
-	select {
-	case n.Addr = <-ready:
-	case <-time.After(30 * time.Second):
-		t.Fatalf("alknet serve did not start:\n%s", n.out.String())
-	}
-	_, n.HostPort, _ = strings.Cut(n.Addr, "@")
-	return n
-}
-
 // sshTransports are the three ways the tests reach the server.
 var sshTransports = []string{"quic", "tcp", "plain"}
 
