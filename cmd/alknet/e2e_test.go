@@ -85,7 +85,7 @@ func startNodeEdited(t testing.TB, edit func(string) string, reuse ...*testNode)
 			t.Fatal(err)
 		}
 	}
-	n.start(t)
+	n.start(t, nil, nil)
 	return n
 }
 
@@ -103,20 +103,24 @@ func initNodeDir(t testing.TB) *testNode {
 	return n
 }
 
-// start runs "alknet serve" on the node's config, waits until it listens, and stops it
-// when the test ends.
-func (n *testNode) start(t testing.TB) {
+// start runs "alknet serve" on the node's config with more args, waits until it
+// listens, and stops it when the test ends. prep, if not nil, adjusts the command
+// first (extra files, process attributes).
+func (n *testNode) start(t testing.TB, args []string, prep func(*exec.Cmd)) {
 	t.Helper()
 	n.out = &lockedBuffer{}
-	n.cmd = exec.Command(n.Bin, "serve", "--config", n.Config)
+	n.cmd = exec.Command(n.Bin, append([]string{"serve", "--config", n.Config}, args...)...)
 	n.cmd.Env = n.Env
+	if prep != nil {
+		prep(n.cmd)
+	}
 	pr, pw := io.Pipe()
 	n.cmd.Stdout = io.MultiWriter(pw, n.out)
 	n.cmd.Stderr = n.out
 	if err := n.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { n.Stop(t) })
+	t.Cleanup(func() { n.Stop(t); pw.Close() })
 	ready := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(pr)
@@ -130,7 +134,7 @@ func (n *testNode) start(t testing.TB) {
 	}()
 	select {
 	case n.Addr = <-ready:
-	case <-time.After(30 * time.Second):
+	case <-time.After(60 * time.Second):
 		t.Fatalf("alknet serve did not start:\n%s", n.out.String())
 	}
 	_, n.HostPort, _ = strings.Cut(n.Addr, "@")

@@ -1,13 +1,11 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -101,35 +99,10 @@ func setSSHListen(t *testing.T, config string) (string, bool) {
 func startVaultServe(t *testing.T, env []string, dir string, extra []*os.File, args ...string) *testNode {
 	t.Helper()
 	n := &testNode{Bin: alknetBinary(t), Dir: dir, Config: filepath.Join(dir, "alknet.toml"), ClientKey: filepath.Join(dir, "client.key"), Env: env}
-	n.out = &lockedBuffer{}
-	n.cmd = exec.Command(n.Bin, append([]string{"serve", "--config", n.Config}, args...)...)
-	n.cmd.Env = env
-	n.cmd.ExtraFiles = extra
-	n.cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	pr, pw := io.Pipe()
-	n.cmd.Stdout = io.MultiWriter(pw, n.out)
-	n.cmd.Stderr = n.out
-	if err := n.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { n.Stop(t); pw.Close() })
-	ready := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(pr)
-		for sc.Scan() {
-			if addr, ok := strings.CutPrefix(sc.Text(), "alknet serving "); ok {
-				ready <- addr
-				break
-			}
-		}
-		io.Copy(io.Discard, pr)
-	}()
-	select {
-	case n.Addr = <-ready:
-	case <-time.After(60 * time.Second):
-		t.Fatalf("alknet serve did not start:\n%s", n.out.String())
-	}
-	_, n.HostPort, _ = strings.Cut(n.Addr, "@")
+	n.start(t, args, func(cmd *exec.Cmd) {
+		cmd.ExtraFiles = extra
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	})
 	return n
 }
 
