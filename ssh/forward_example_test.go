@@ -67,5 +67,5 @@ func ExampleInstallForwarding() {
 	fmt.Println(err)
 	// Output:
 	// hello, alice
-	// ssh: rejected: administratively prohibited ("administratively prohibited")
+	// ssh: rejected: administratively prohibited ("denied by the forwarding rules")
 }

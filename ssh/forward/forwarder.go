@@ -223,7 +223,7 @@ func (f *Forwarder) HandleDirectTCPIP(ctx context.Context, s *Session, nc gossh.
 		f.refuse(nc, s, gossh.ConnectionFailed, "resolve", "connect failed")
 		return
 	case err != nil:
-		f.refuse(nc, s, gossh.Prohibited, "rule", "administratively prohibited")
+		f.refuse(nc, s, gossh.Prohibited, "rule", "denied by the forwarding rules")
 		return
 	}
 	if !st.acquire(p.cfg.MaxChannelsPerSession) {
@@ -318,7 +318,7 @@ func (f *Forwarder) HandleDirectStreamlocal(ctx context.Context, s *Session, nc 
 	}
 	p := f.policy.Load()
 	if err := p.CheckPath(req.Path, s.who()); err != nil {
-		f.refuse(nc, s, gossh.Prohibited, "rule", "administratively prohibited")
+		f.refuse(nc, s, gossh.Prohibited, "rule", "denied by the forwarding rules")
 		return
 	}
 	if !st.acquire(p.cfg.MaxChannelsPerSession) {
