@@ -285,12 +285,19 @@ func TestShutdownDrainsThenCloses(t *testing.T) {
 
 	done := make(chan error, 1)
 	go func() { done <- ep.Shutdown(context.Background()) }()
-	// New connections are refused while the old one drains.
-	time.Sleep(100 * time.Millisecond)
+	// New connections are refused while the old one drains (once Shutdown has closed
+	// the listeners, which it does before it starts waiting).
 	d := core.Dialer{Transport: core.TransportTCP}
-	if c2, err := d.Dial(context.Background(), ep.Addr(), "alknet/slow"); err == nil {
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		c2, err := d.Dial(context.Background(), ep.Addr(), "alknet/slow")
+		if err != nil {
+			break
+		}
 		c2.Close(0, "")
-		t.Fatal("dial during shutdown succeeded")
+		if time.Now().After(deadline) {
+			t.Fatal("dials still succeed during shutdown")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	select {
 	case err := <-done:
