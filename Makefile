@@ -32,7 +32,7 @@ $(FUZZ_TARGETS): fuzz/%:
 	@cd $* && for pkg in $$(go list ./...); do \
 		for f in $$(go test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
 			echo "fuzz $$pkg $$f"; \
-			go test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+			$(CURDIR)/scripts/fuzz-target $$pkg $$f $(FUZZTIME) || exit 1; \
 		done; \
 	done
 
