@@ -175,7 +175,9 @@ func TestTimeout(t *testing.T) {
 			if !errors.As(err, &ce) || ce.Code != call.CodeTimeout || !ce.Retryable {
 				t.Fatalf("got %v, want a retryable TIMEOUT", err)
 			}
-			if time.Since(start) > 1500*time.Millisecond {
+			// Well under the client's own 5 s: the server answered at its deadline
+			// rather than waiting for the handler (roomy for a loaded machine).
+			if time.Since(start) > 4*time.Second {
 				t.Fatalf("TIMEOUT took %v: the server waited for the handler", time.Since(start))
 			}
 			// A subscription has no deadline.

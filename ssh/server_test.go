@@ -353,7 +353,9 @@ func TestPtyResize(t *testing.T) {
 	in, _ := s.StdinPipe()
 	var out syncBuffer
 	s.Stdout = &out
-	if err := s.Start("stty size; echo TERM=$TERM; read x; stty size; read y; exit 7"); err != nil {
+	// After the resize, the shell polls until the PTY reports the new size: the
+	// window-change request and the data travel separately, so no fixed wait is right.
+	if err := s.Start(`stty size; echo TERM=$TERM; read x; while [ "$(stty size)" != "40 132" ]; do sleep 0.05; done; stty size; read y; exit 7`); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, &out, "TERM=xterm-256color")
@@ -363,7 +365,6 @@ func TestPtyResize(t *testing.T) {
 	if err := s.WindowChange(40, 132); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(50 * time.Millisecond)
 	io.WriteString(in, "go\n")
 	waitFor(t, &out, "40 132")
 	io.WriteString(in, "go\n")
