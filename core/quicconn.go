@@ -56,6 +56,3 @@ func (c *quicConn) closeGracefully() {
 	}
 	c.Close(CodeHandlerDone, "")
 }
-
-// Done is closed when the connection ends.
-func (c *quicConn) Done() <-chan struct{} { return c.qc.Context().Done() }

@@ -42,7 +42,7 @@ var _ Stream = connStream{}
 // carry one stream (an SSH channel, a WebTransport stream) use it to hand that stream to
 // [Mux.Dispatch].
 func NewStreamConn(s Stream, alpn string, peer Peer, transport string) Conn {
-	c := &streamConn{alpn: alpn, peer: peer, transport: transport, done: make(chan struct{})}
+	c := &streamConn{inner: s, alpn: alpn, peer: peer, transport: transport, done: make(chan struct{})}
 	c.s = &ownedStream{Stream: s, conn: c}
 	return c
 }
@@ -78,7 +78,8 @@ func addrOf(s Stream, local bool) net.Addr {
 }
 
 type streamConn struct {
-	s         Stream
+	s         *ownedStream // what callers get
+	inner     Stream       // what Close closes
 	alpn      string
 	peer      Peer
 	transport string
@@ -135,13 +136,10 @@ func (c *streamConn) Close(code uint64, reason string) error {
 		c.mu.Lock()
 		close(c.done)
 		c.mu.Unlock()
-		err = c.s.(*ownedStream).Stream.Close()
+		err = c.inner.Close()
 	})
 	return err
 }
-
-// Done is closed when the connection is closed.
-func (c *streamConn) Done() <-chan struct{} { return c.done }
 
 // NetConn returns s as a [net.Conn] for libraries that want one, such as
 // x/crypto/ssh. local and remote may be nil. The result also has CloseWrite.
