@@ -153,7 +153,7 @@ func (d *Dialer) dialQUIC(ctx context.Context, hostport string, tlsCfg *tls.Conf
 	}
 	qc, err := quic.DialAddr(ctx, hostport, tlsCfg, qcfg)
 	if err != nil {
-		return nil, wrapHandshakeErr(err)
+		return nil, err
 	}
 	return &quicConn{qc: qc, alpn: tlsCfg.NextProtos[0], peer: Peer{RemoteAddr: qc.RemoteAddr(), PublicKey: pin}}, nil
 }
@@ -162,22 +162,10 @@ func (d *Dialer) dialTCP(ctx context.Context, hostport string, tlsCfg *tls.Confi
 	td := tls.Dialer{NetDialer: &net.Dialer{KeepAlive: 15 * time.Second}, Config: tlsCfg}
 	nc, err := td.DialContext(ctx, "tcp", hostport)
 	if err != nil {
-		return nil, wrapHandshakeErr(err)
+		return nil, err
 	}
 	tc := nc.(*tls.Conn)
 	return NewStreamConn(connStream{tc}, tlsCfg.NextProtos[0], Peer{RemoteAddr: tc.RemoteAddr(), PublicKey: pin}, TransportTCP), nil
-}
-
-// wrapHandshakeErr keeps ErrIdentityMismatch visible to errors.Is, whichever transport
-// reported it.
-func wrapHandshakeErr(err error) error {
-	if errors.Is(err, ErrIdentityMismatch) {
-		return err
-	}
-	if strings.Contains(err.Error(), ErrIdentityMismatch.Error()) {
-		return fmt.Errorf("%w (%v)", ErrIdentityMismatch, err)
-	}
-	return err
 }
 
 // refusedInHandshake reports whether the server answered over QUIC and refused the
