@@ -187,6 +187,26 @@ func (f *Forwarder) refuse(nc gossh.NewChannel, s *Session, reason gossh.Rejecti
 	nc.Reject(reason, msg)
 }
 
+// openLocal does what every local-forward channel open checks first: a usable
+// session, the scope "ssh:forward:local", and a payload that decodes into req. It
+// rejects nc and reports false when one fails.
+func (f *Forwarder) openLocal(s *Session, nc gossh.NewChannel, req any) (*session, bool) {
+	st, err := f.state(s)
+	if err != nil {
+		nc.Reject(gossh.Prohibited, "forwarding unavailable")
+		return nil, false
+	}
+	if !s.Peer.Allows(core.ScopeSSHForwardLocal) {
+		f.refuse(nc, s, gossh.Prohibited, "scope", "forwarding not allowed")
+		return nil, false
+	}
+	if err := gossh.Unmarshal(nc.ExtraData(), req); err != nil {
+		f.refuse(nc, s, gossh.ConnectionFailed, "malformed", "malformed "+nc.ChannelType()+" request")
+		return nil, false
+	}
+	return st, true
+}
+
 // directTCPIP is the payload of a direct-tcpip open (RFC 4254 7.2).
 type directTCPIP struct {
 	Host     string
@@ -200,18 +220,9 @@ type directTCPIP struct {
 // "administratively prohibited", a failed dial "connect failed". A host "alknet-<name>"
 // is handed to the Mux on ALPN "alknet/<name>" instead of being dialled.
 func (f *Forwarder) HandleDirectTCPIP(ctx context.Context, s *Session, nc gossh.NewChannel) {
-	st, err := f.state(s)
-	if err != nil {
-		nc.Reject(gossh.Prohibited, "forwarding unavailable")
-		return
-	}
-	if !s.Peer.Allows(core.ScopeSSHForwardLocal) {
-		f.refuse(nc, s, gossh.Prohibited, "scope", "forwarding not allowed")
-		return
-	}
 	var req directTCPIP
-	if err := gossh.Unmarshal(nc.ExtraData(), &req); err != nil {
-		f.refuse(nc, s, gossh.ConnectionFailed, "malformed", "malformed direct-tcpip request")
+	st, ok := f.openLocal(s, nc, &req)
+	if !ok {
 		return
 	}
 	p := f.policy.Load()
@@ -302,18 +313,9 @@ type directStreamlocal struct {
 // Unix socket). It needs [Config.Streamlocal], the scope "ssh:forward:local" and a rule
 // allowing the socket path.
 func (f *Forwarder) HandleDirectStreamlocal(ctx context.Context, s *Session, nc gossh.NewChannel) {
-	st, err := f.state(s)
-	if err != nil {
-		nc.Reject(gossh.Prohibited, "forwarding unavailable")
-		return
-	}
-	if !s.Peer.Allows(core.ScopeSSHForwardLocal) {
-		f.refuse(nc, s, gossh.Prohibited, "scope", "forwarding not allowed")
-		return
-	}
 	var req directStreamlocal
-	if err := gossh.Unmarshal(nc.ExtraData(), &req); err != nil {
-		f.refuse(nc, s, gossh.ConnectionFailed, "malformed", "malformed direct-streamlocal request")
+	st, ok := f.openLocal(s, nc, &req)
+	if !ok {
 		return
 	}
 	p := f.policy.Load()
