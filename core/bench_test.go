@@ -155,7 +155,7 @@ func BenchmarkStreamThroughput(b *testing.B) {
 	defer rc.CloseWithError(0, "")
 	buf := make([]byte, 64<<10)
 	buf[0] = 's'
-	var alk, base time.Duration
+	var alk, base, rawCPU time.Duration
 	b.SetBytes(size)
 	b.ResetTimer()
 	for range b.N {
@@ -168,17 +168,24 @@ func BenchmarkStreamThroughput(b *testing.B) {
 		alk += time.Since(start)
 
 		start = time.Now()
+		cpu := processCPU()
 		rs, err := rc.OpenStreamSync(ctx)
 		if err != nil {
 			b.Fatal(err)
 		}
 		send(b, rawStream{rs}, buf, size)
 		base += time.Since(start)
+		rawCPU += processCPU() - cpu
 	}
 	mb := float64(size) * float64(b.N) / (1 << 20)
 	b.ReportMetric(mb/alk.Seconds(), "alknet-MiB/s")
 	b.ReportMetric(mb/base.Seconds(), "raw-MiB/s")
 	b.ReportMetric(base.Seconds()/alk.Seconds(), "ratio")
+	// The CPU one GiB costs raw quic-go, sender and receiver together: the floor for
+	// anything carried over QUIC, compared in docs/benchmarks.md with what sshd spends.
+	if rawCPU > 0 {
+		b.ReportMetric(rawCPU.Seconds()/(mb/1024), "raw-cpu-s/GiB")
+	}
 }
 
 // BenchmarkConnectEcho opens a new connection, echoes one byte on a stream, and closes
