@@ -173,17 +173,33 @@ func BenchmarkForwardThroughput(b *testing.B) {
 		dial[tg.name] = fwdTCPDialer("127.0.0.1:" + lp)
 		fwdDownload(b, dial[tg.name], size) // warm up
 	}
+	fwdMeasure(b, names, dial, size)
+}
+
+// fwdMeasure downloads size bytes b.N times through each dialer and reports the
+// throughput against sshd's, and the machine's busy CPU per GiB (every process counts:
+// ssh, sshd or alknet, the source and this test's client).
+func fwdMeasure(b *testing.B, names []string, dial map[string]func() (net.Conn, error), size int64) {
 	times := map[string]time.Duration{}
+	busy := map[string]time.Duration{}
+	measured := true
 	b.ResetTimer()
 	for range b.N {
 		for _, name := range names {
+			before, ok := machineBusy()
 			times[name] += fwdDownload(b, dial[name], size)
+			after, ok2 := machineBusy()
+			measured = measured && ok && ok2
+			busy[name] += after - before
 		}
 	}
 	b.StopTimer()
 	mibps := map[string]float64{}
 	for _, name := range names {
 		mibps[name] = float64(size) * float64(b.N) / times[name].Seconds() / (1 << 20)
+		if measured {
+			b.ReportMetric(busy[name].Seconds()/(float64(size)*float64(b.N)/(1<<30)), name+"-cpu-s/GiB")
+		}
 	}
 	fwdReport(b, "MiB/s", names, mibps, true)
 }
@@ -224,19 +240,7 @@ func BenchmarkSOCKSThroughput(b *testing.B) {
 	for _, name := range names {
 		fwdDownload(b, dial[name], size) // warm up, and wait for the SSH connection
 	}
-	times := map[string]time.Duration{}
-	b.ResetTimer()
-	for range b.N {
-		for _, name := range names {
-			times[name] += fwdDownload(b, dial[name], size)
-		}
-	}
-	b.StopTimer()
-	mibps := map[string]float64{}
-	for _, name := range names {
-		mibps[name] = float64(size) * float64(b.N) / times[name].Seconds() / (1 << 20)
-	}
-	fwdReport(b, "MiB/s", names, mibps, true)
+	fwdMeasure(b, names, dial, size)
 }
 
 // BenchmarkForwardConnsPerSecond: connections opened one after another through one
