@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"reflect"
 	"strconv"
 	"sync"
 	"time"
@@ -181,8 +182,12 @@ func (e *Endpoint) listenTCP(addr string) (net.Listener, error) {
 	return lc.Listen(context.Background(), "tcp", addr)
 }
 
-// ListenQUIC serves QUIC on pc. The endpoint owns pc from now on.
+// ListenQUIC serves QUIC on pc. The endpoint owns pc from now on. A nil pc is an
+// error.
 func (e *Endpoint) ListenQUIC(pc net.PacketConn) error {
+	if isNil(pc) {
+		return errors.New("core: ListenQUIC: nil net.PacketConn")
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.closing {
@@ -201,6 +206,20 @@ func (e *Endpoint) ListenQUIC(pc net.PacketConn) error {
 	return nil
 }
 
+// isNil reports whether v is nil or an interface holding a nil pointer (such as a
+// (*net.UDPConn)(nil)): either would only fail later, inside an accept goroutine.
+func isNil(v any) bool {
+	if v == nil {
+		return true
+	}
+	rv := reflect.ValueOf(v)
+	switch rv.Kind() {
+	case reflect.Pointer, reflect.Interface, reflect.Map, reflect.Slice, reflect.Func, reflect.Chan:
+		return rv.IsNil()
+	}
+	return false
+}
+
 func (e *Endpoint) quicConfig() *quic.Config {
 	streams := int64(e.limits.MaxStreamsPerConn)
 	if streams < 0 {
@@ -217,8 +236,12 @@ func (e *Endpoint) quicConfig() *quic.Config {
 	}
 }
 
-// ListenTCP serves TLS over TCP on ln. The endpoint owns ln from now on.
+// ListenTCP serves TLS over TCP on ln. The endpoint owns ln from now on. A nil ln is an
+// error.
 func (e *Endpoint) ListenTCP(ln net.Listener) error {
+	if isNil(ln) {
+		return errors.New("core: ListenTCP: nil net.Listener")
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.closing {
