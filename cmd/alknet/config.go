@@ -56,6 +56,9 @@ type NodeConfig struct {
 func parseConfig(b []byte, name string) (*Config, error) {
 	cfg := new(Config)
 	for _, src := range [][]byte{defaultConfig, b} {
+		if err := checkValueTypes(src, name); err != nil {
+			return nil, err
+		}
 		dec := toml.NewDecoder(bytes.NewReader(src)).DisallowUnknownFields()
 		if err := dec.Decode(cfg); err != nil {
 			return nil, configError(name, err)
