@@ -46,6 +46,10 @@ func TestPanicIsolated(t *testing.T) {
 	}
 }
 
+type nilHandler struct{ n int }
+
+func (h *nilHandler) ServeConn(context.Context, core.Conn) error { h.n++; return nil }
+
 func TestMuxHandleRejectsBadRegistrations(t *testing.T) {
 	m := core.NewMux()
 	h := core.HandlerFunc(func(context.Context, core.Conn) error { return nil })
@@ -58,12 +62,17 @@ func TestMuxHandleRejectsBadRegistrations(t *testing.T) {
 	}{
 		"empty":     {"", h},
 		"nil":       {"alknet/b", nil},
+		"nil func":  {"alknet/c", core.HandlerFunc(nil)},
+		"nil ptr":   {"alknet/d", (*nilHandler)(nil)},
 		"duplicate": {"alknet/a", h},
 		"too long":  {strings.Repeat("x", 256), h},
 	} {
 		if err := m.Handle(tc.alpn, tc.h); err == nil {
 			t.Errorf("%s: Handle succeeded", name)
 		}
+	}
+	if err := m.HandleFunc("alknet/e", nil); err == nil {
+		t.Error("HandleFunc(nil) succeeded")
 	}
 	if got := m.ALPNs(); len(got) != 1 || got[0] != "alknet/a" {
 		t.Fatalf("ALPNs() = %v", got)

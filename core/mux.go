@@ -23,14 +23,15 @@ type Mux struct {
 func NewMux() *Mux { return &Mux{handlers: make(map[string]Handler)} }
 
 // Handle registers h for alpn. One handler may own several ALPNs. It is an error to
-// register an empty ALPN, a nil handler or an ALPN twice.
+// register an empty ALPN, a nil handler (including a nil HandlerFunc or a nil pointer
+// in the interface) or an ALPN twice.
 func (m *Mux) Handle(alpn string, h Handler) error {
 	switch {
 	case alpn == "":
 		return errors.New("core: Handle: empty ALPN")
 	case len(alpn) > 255:
 		return fmt.Errorf("core: Handle: ALPN %q is longer than 255 bytes", alpn)
-	case h == nil:
+	case isNil(h):
 		return fmt.Errorf("core: Handle(%q): nil handler", alpn)
 	}
 	m.mu.Lock()
@@ -46,7 +47,7 @@ func (m *Mux) Handle(alpn string, h Handler) error {
 	return nil
 }
 
-// HandleFunc registers f for alpn.
+// HandleFunc registers f for alpn. A nil f is an error, as in [Mux.Handle].
 func (m *Mux) HandleFunc(alpn string, f func(context.Context, Conn) error) error {
 	return m.Handle(alpn, HandlerFunc(f))
 }
