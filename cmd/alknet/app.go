@@ -2,10 +2,12 @@ package main
 
 import (
 	"crypto/ed25519"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/alkdev/alknet/core"
 )
@@ -86,7 +88,26 @@ func (a *app) nodeKey() (ed25519.PrivateKey, error) {
 			return k, err
 		}
 	}
-	return core.LoadOrCreateKey(a.cfg.dataPath(a.cfg.Node.KeyFile), "alknet node")
+	return a.loadKey(a.cfg.dataPath(a.cfg.Node.KeyFile), "node.key_file", "alknet node")
+}
+
+// loadKey reads the key file at path. A missing file is created (a first run) only
+// inside the data folder: a missing key_file elsewhere is almost always a wrong path,
+// and a new key would silently give the node a new identity.
+func (a *app) loadKey(path, setting, comment string) (ed25519.PrivateKey, error) {
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		if !insideDir(a.cfg.Node.DataDir, path) {
+			return nil, fmt.Errorf("%s %s does not exist; alknet creates a missing key only inside the data folder %s, because a new key is a new identity: fix the path, or move the key there", setting, path, a.cfg.Node.DataDir)
+		}
+		a.log.Info("creating a new key", "file", path, "for", comment)
+	}
+	return core.LoadOrCreateKey(path, comment)
+}
+
+// insideDir reports whether path lies in dir or below it.
+func insideDir(dir, path string) bool {
+	rel, err := filepath.Rel(dir, path)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) && !filepath.IsAbs(rel)
 }
 
 // nodeKeySource, when set, may supply the node key instead of the key file.
@@ -106,7 +127,7 @@ func (a *app) sshHostKey(file string) (ed25519.PrivateKey, error) {
 	if file == "" {
 		file = "ssh_host_ed25519_key"
 	}
-	return core.LoadOrCreateKey(a.cfg.dataPath(file), "alknet ssh host")
+	return a.loadKey(a.cfg.dataPath(file), "ssh.host_key_file", "alknet ssh host")
 }
 
 // peerList is the configured peers; the embedded default grants the local user's own
