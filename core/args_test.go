@@ -1,7 +1,12 @@
 package core_test
 
 import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"maps"
 	"net"
+	"path/filepath"
 	"testing"
 
 	"github.com/alkdev/alknet/core"
@@ -33,5 +38,69 @@ func TestListenNilRefused(t *testing.T) {
 				t.Fatal("a refused listener was recorded")
 			}
 		})
+	}
+}
+
+// TestKeyArgumentsRefused checks that every function taking a private key returns an
+// error wrapping ErrInvalidKey for a malformed one, instead of panicking.
+func TestKeyArgumentsRefused(t *testing.T) {
+	good := core.GenerateKey()
+	mismatched := append(ed25519.PrivateKey(nil), good...)
+	copy(mismatched[32:], core.GenerateKey()[32:]) // a public half from another key
+	bad := map[string]ed25519.PrivateKey{
+		"empty":      {},
+		"short":      make(ed25519.PrivateKey, 3),
+		"seed only":  good.Seed(),
+		"long":       append(append(ed25519.PrivateKey(nil), good...), 0),
+		"mismatched": mismatched,
+	}
+	addr := core.FormatAddr(core.NodeIDOf(good.Public().(ed25519.PublicKey)), "127.0.0.1:1")
+	uses := map[string]func(ed25519.PrivateKey) error{
+		"ValidKey": core.ValidKey,
+		"SelfSignedCertificate": func(k ed25519.PrivateKey) error {
+			_, err := core.SelfSignedCertificate(k)
+			return err
+		},
+		"WriteKeyFile": func(k ed25519.PrivateKey) error {
+			return core.WriteKeyFile(filepath.Join(t.TempDir(), "key"), k, "")
+		},
+		"NewEndpoint": func(k ed25519.PrivateKey) error {
+			ep, err := core.NewEndpoint(core.NewMux(), core.EndpointConfig{Key: k})
+			if err == nil {
+				ep.Close()
+			}
+			return err
+		},
+		"Dial": func(k ed25519.PrivateKey) error {
+			c, err := core.Dial(context.Background(), addr, echoALPN, k)
+			if err == nil {
+				c.Close(0, "")
+			}
+			return err
+		},
+		"Dialer.Dial": func(k ed25519.PrivateKey) error {
+			c, err := (&core.Dialer{Key: k, Transport: core.TransportTCP}).Dial(context.Background(), addr, echoALPN)
+			if err == nil {
+				c.Close(0, "")
+			}
+			return err
+		},
+	}
+	for use, f := range uses {
+		keys := bad
+		if use != "Dial" && use != "Dialer.Dial" { // a nil key dials anonymously
+			keys = maps.Clone(bad)
+			keys["nil"] = nil
+		}
+		for name, k := range keys {
+			t.Run(use+"/"+name, func(t *testing.T) {
+				if err := f(k); !errors.Is(err, core.ErrInvalidKey) {
+					t.Fatalf("err = %v, want ErrInvalidKey", err)
+				}
+			})
+		}
+	}
+	if err := core.ValidKey(good); err != nil {
+		t.Fatalf("ValidKey(good) = %v", err)
 	}
 }

@@ -42,7 +42,8 @@ var ErrIdentityMismatch = errors.New("core: server key does not match the node I
 // Dialer opens connections to alknet endpoints. The zero value dials anonymously over
 // QUIC, falling back to TLS over TCP.
 type Dialer struct {
-	// Key is the client key proven to the server. Nil dials anonymously.
+	// Key is the client key proven to the server. Nil dials anonymously; any other
+	// value must pass [ValidKey] (an empty, non-nil key is an error, not anonymous).
 	Key ed25519.PrivateKey
 	// Transport is TransportQUIC, TransportTCP, or "" for QUIC with TCP fallback.
 	Transport string
@@ -60,7 +61,7 @@ type Dialer struct {
 }
 
 // Dial connects to addr ("<node-id>@host:port") on alpn with clientKey (nil for
-// anonymous), over QUIC with TLS/TCP fallback.
+// anonymous; otherwise it must pass [ValidKey]), over QUIC with TLS/TCP fallback.
 func Dial(ctx context.Context, addr, alpn string, clientKey ed25519.PrivateKey) (Conn, error) {
 	return (&Dialer{Key: clientKey}).Dial(ctx, addr, alpn)
 }
@@ -129,7 +130,13 @@ func (d *Dialer) tlsConfig(pin ed25519.PublicKey, alpn string) (*tls.Config, err
 	if d.Key != nil {
 		// The certificate is made once per Dialer: signing one costs as much as a
 		// handshake signature.
-		d.certOnce.Do(func() { d.cert, d.certErr = SelfSignedCertificate(d.Key) })
+		d.certOnce.Do(func() {
+			if err := ValidKey(d.Key); err != nil {
+				d.certErr = fmt.Errorf("core: Dialer.Key: %w", err)
+				return
+			}
+			d.cert, d.certErr = SelfSignedCertificate(d.Key)
+		})
 		if d.certErr != nil {
 			return nil, d.certErr
 		}

@@ -19,7 +19,7 @@ import (
 
 // EndpointConfig configures an [Endpoint]. Only Key is required.
 type EndpointConfig struct {
-	// Key is the node's Ed25519 identity key. Required.
+	// Key is the node's Ed25519 identity key. Required; see [ValidKey].
 	Key ed25519.PrivateKey
 	// Peers resolves client keys to identities. Nil means every client is anonymous.
 	Peers *Peers
@@ -72,8 +72,8 @@ func NewEndpoint(mux *Mux, cfg EndpointConfig) (*Endpoint, error) {
 	if mux == nil {
 		return nil, errors.New("core: NewEndpoint: nil Mux")
 	}
-	if len(cfg.Key) != ed25519.PrivateKeySize {
-		return nil, errors.New("core: NewEndpoint: EndpointConfig.Key must be an Ed25519 private key")
+	if err := ValidKey(cfg.Key); err != nil {
+		return nil, fmt.Errorf("core: NewEndpoint: EndpointConfig.Key: %w", err)
 	}
 	curves, err := curvePreferences(cfg.KeyExchange)
 	if err != nil {

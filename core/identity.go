@@ -1,6 +1,7 @@
 package core
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -66,9 +67,32 @@ func GenerateKey() ed25519.PrivateKey {
 	return priv
 }
 
+// ErrInvalidKey is wrapped by the error of every function that is given a private key
+// that is not a usable Ed25519 private key.
+var ErrInvalidKey = errors.New("core: not a valid Ed25519 private key")
+
+// ValidKey returns nil if key is a usable Ed25519 private key: 64 bytes, seed then the
+// public key derived from it. Otherwise it returns an error wrapping [ErrInvalidKey].
+// Check keys with it where they enter, because crypto/ed25519 panics on a key of the
+// wrong length, and a public half that does not match the seed signs handshakes that
+// the other side then rejects for no visible reason.
+func ValidKey(key ed25519.PrivateKey) error {
+	if len(key) != ed25519.PrivateKeySize {
+		return fmt.Errorf("%w: %d bytes, want %d", ErrInvalidKey, len(key), ed25519.PrivateKeySize)
+	}
+	if !bytes.Equal(ed25519.NewKeyFromSeed(key.Seed())[ed25519.SeedSize:], key[ed25519.SeedSize:]) {
+		return fmt.Errorf("%w: its public half does not match its seed", ErrInvalidKey)
+	}
+	return nil
+}
+
 // WriteKeyFile writes key to path in OpenSSH private-key format with mode 0600, so the
-// same file works with `ssh -i`. It refuses to replace an existing file.
+// same file works with `ssh -i`. It refuses to replace an existing file, and a key
+// [ValidKey] rejects.
 func WriteKeyFile(path string, key ed25519.PrivateKey, comment string) error {
+	if err := ValidKey(key); err != nil {
+		return fmt.Errorf("core: write key %s: %w", path, err)
+	}
 	block, err := ssh.MarshalPrivateKey(key, comment)
 	if err != nil {
 		return fmt.Errorf("core: encode key: %w", err)
@@ -111,14 +135,19 @@ func ParseKey(b []byte) (ed25519.PrivateKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("core: parse key: %w", err)
 	}
+	var key ed25519.PrivateKey
 	switch k := raw.(type) {
 	case ed25519.PrivateKey:
-		return k, nil
+		key = k
 	case *ed25519.PrivateKey:
-		return *k, nil
+		key = *k
 	default:
 		return nil, fmt.Errorf("core: key is %T, want Ed25519", raw)
 	}
+	if err := ValidKey(key); err != nil {
+		return nil, fmt.Errorf("core: parse key: %w", err)
+	}
+	return key, nil
 }
 
 // LoadOrCreateKey reads the key at path, creating it first if it does not exist.
@@ -139,8 +168,11 @@ func LoadOrCreateKey(path, comment string) (ed25519.PrivateKey, error) {
 
 // SelfSignedCertificate returns a TLS certificate carrying key's public key, signed by
 // key itself. The certificate is only a carrier: trust comes from the key, never from
-// the certificate or its hash.
+// the certificate or its hash. A key [ValidKey] rejects is an error.
 func SelfSignedCertificate(key ed25519.PrivateKey) (tls.Certificate, error) {
+	if err := ValidKey(key); err != nil {
+		return tls.Certificate{}, fmt.Errorf("core: self-signed certificate: %w", err)
+	}
 	pub := key.Public().(ed25519.PublicKey)
 	id := NodeIDOf(pub)
 	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
