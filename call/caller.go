@@ -11,7 +11,9 @@ import (
 // handler. The HTTP gateway and MCP build on it.
 //
 // Errors from a failed call are *[Error] values (use [errors.As]); a cancelled ctx
-// gives ctx.Err().
+// gives ctx.Err(). When ctx's deadline passes, Call fails with an error that is both
+// TIMEOUT and context.DeadlineExceeded ([errors.Is] matches either), and Subscribe
+// ends with ctx.Err().
 type Caller interface {
 	// Call runs a query or mutation and returns its output. Without a deadline on ctx
 	// it waits at most the default timeout (30 s) and then fails with TIMEOUT.

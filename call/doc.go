@@ -66,7 +66,8 @@
 // Failed calls return *[Error]; switch on its Code with [errors.As] or compare with
 // [errors.Is] against [ErrNotFound] and friends. A query or mutation has a default
 // deadline of 30 s ([Config].DefaultTimeout) and then fails with TIMEOUT, the only
-// retryable code; subscriptions have none. Closing the connection fails everything
+// retryable code; subscriptions have none. A deadline on the caller's context counts
+// too, and then the error also matches context.DeadlineExceeded. Closing the connection fails everything
 // pending with INTERNAL.
 //
 // # Composition and aborts

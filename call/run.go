@@ -227,20 +227,30 @@ func (l *localCaller) prepare(ctx context.Context, op string, input json.RawMess
 func (l *localCaller) Call(ctx context.Context, op string, input json.RawMessage) (json.RawMessage, error) {
 	ctx, e, in, err := l.prepare(ctx, op, input)
 	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			err = deadlineError(op, true)
+		}
 		return nil, err
 	}
 	if e.op.Type == OpSubscription {
 		return nil, Errorf(CodeInvalidOperationType, "%s is a subscription: use Subscribe", e.op.Name)
 	}
-	var cancel context.CancelFunc
-	if _, ok := ctx.Deadline(); !ok {
+	// A detached child (ContinueRunning) has lost the parent's deadline: it gets the
+	// default one, which is not the caller's.
+	_, own := ctx.Deadline()
+	if !own {
+		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, DefaultTimeout)
 		defer cancel()
 	}
 	out, cerr := e.runOnce(ctx, l.log, in)
 	if cerr != nil {
-		if errors.Is(ctx.Err(), context.Canceled) {
+		switch {
+		case errors.Is(ctx.Err(), context.Canceled):
 			return nil, ctx.Err()
+		case own && cerr.Code == CodeTimeout && errors.Is(ctx.Err(), context.DeadlineExceeded):
+			// The caller's deadline: report it as ctx.Err() too, as the wire client does.
+			return nil, fmt.Errorf("%w: %w", cerr, context.DeadlineExceeded)
 		}
 		return nil, cerr
 	}

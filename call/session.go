@@ -686,26 +686,29 @@ func (s *Session) finish(p *pending) {
 
 // Call calls op on the other side and waits for its output. Without a deadline on ctx
 // it waits at most the configured default timeout (30 s), then sends call.aborted and
-// fails with TIMEOUT. Use it for queries and mutations; for a subscription use
+// fails with TIMEOUT. When ctx's own deadline passes first it also sends call.aborted,
+// and the error is both TIMEOUT and context.DeadlineExceeded (errors.Is matches
+// either); a cancelled ctx gives ctx.Err(). Use it for queries and mutations; for a subscription use
 // Subscribe (the wire does not say an operation's type: a subscription answered
 // through Call returns its first output).
 func (s *Session) Call(ctx context.Context, op string, input json.RawMessage) (json.RawMessage, error) {
-	var cancel context.CancelFunc
-	if _, ok := ctx.Deadline(); !ok {
+	_, own := ctx.Deadline()
+	if !own {
+		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, s.defaultTimeout())
 		defer cancel()
 	}
 	p, err := s.start(ctx, op, input, false)
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
-			err = &Error{Code: CodeTimeout, Message: fmt.Sprintf("%s: no reply before the deadline", op), Retryable: true}
+			err = deadlineError(op, own)
 		}
 		return nil, err
 	}
 	ev, err := p.next(ctx)
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
-			err = &Error{Code: CodeTimeout, Message: fmt.Sprintf("%s: no reply before the deadline", op), Retryable: true}
+			err = deadlineError(op, own)
 		}
 		s.abortPending(p, err)
 		return nil, err
@@ -725,6 +728,17 @@ func (s *Session) Call(ctx context.Context, op string, input json.RawMessage) (j
 		s.mu.Unlock()
 	}
 	return ev.out, nil
+}
+
+// deadlineError is the error of a call that got no reply before its deadline: a
+// retryable TIMEOUT, which also matches context.DeadlineExceeded when the deadline was
+// the caller's own (own), as [Caller] promises ctx.Err() for a context that ended.
+func deadlineError(op string, own bool) error {
+	te := &Error{Code: CodeTimeout, Message: op + ": no reply before the deadline", Retryable: true}
+	if own {
+		return fmt.Errorf("%w: %w", te, context.DeadlineExceeded)
+	}
+	return te
 }
 
 // Subscribe subscribes to op on the other side. The sequence yields each output and

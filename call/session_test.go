@@ -203,6 +203,58 @@ func TestTimeout(t *testing.T) {
 	}
 }
 
+// TestCallerDeadline: when the caller's own deadline passes, the error is
+// context.DeadlineExceeded, as Caller promises, and still TIMEOUT for code that
+// switches on the class (the CLI's exit code); the call is aborted on the other side.
+func TestCallerDeadline(t *testing.T) {
+	pr := newProbe()
+	reg := testRegistry(t, pr)
+	check := func(t *testing.T, err error) {
+		t.Helper()
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("errors.Is(%v, context.DeadlineExceeded) = false", err)
+		}
+		if !errors.Is(err, call.ErrTimeout) {
+			t.Errorf("errors.Is(%v, call.ErrTimeout) = false", err)
+		}
+	}
+	targets := clientTargets(t, reg, call.Config{}, nil)
+	targets = append(targets, clientTarget{"local", nil})
+	for _, target := range targets {
+		t.Run(target.name, func(t *testing.T) {
+			var c call.Caller
+			if target.dial != nil {
+				c = target.dial(t, nil)
+			} else {
+				c = reg.Local(core.Peer{Identity: &core.Identity{Name: "o", Scopes: []string{"*"}}})
+			}
+			tag := "deadline-" + target.name
+			ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+			defer cancel()
+			_, err := c.Call(ctx, "test/slow", json.RawMessage(`{"millis":10000,"tag":"`+tag+`"}`))
+			check(t, err)
+			wait(t, pr.cancelledCh(tag), "the handler to be aborted at the caller's deadline")
+
+			// A deadline that has already passed fails before anything is sent.
+			past, cancel2 := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+			defer cancel2()
+			_, err = c.Call(past, "test/echo", json.RawMessage(`{"msg":"late"}`))
+			check(t, err)
+
+			// A subscription ends with ctx.Err() too.
+			ctx3, cancel3 := context.WithTimeout(context.Background(), 200*time.Millisecond)
+			defer cancel3()
+			var last error
+			for _, err := range c.Subscribe(ctx3, "test/ticks", json.RawMessage(`{"every_ms":20}`)) {
+				last = err
+			}
+			if !errors.Is(last, context.DeadlineExceeded) {
+				t.Errorf("subscription past the deadline ended with %v", last)
+			}
+		})
+	}
+}
+
 func TestCloseFailsPending(t *testing.T) {
 	pr := newProbe()
 	reg := testRegistry(t, pr)
