@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"lukechampine.com/blake3"
 	"lukechampine.com/blake3/bao"
@@ -41,13 +42,20 @@ const groupLog = 4
 // [Open] removes leftovers. Memory use is bounded whatever the blob size.
 //
 // A Store is safe for concurrent use. Only one Store (in any process) may have a
-// folder open at a time.
+// folder open at a time. After [Store.Close] the folder belongs to whoever opens it
+// next: every method that would read or change it fails with an error wrapping
+// [ErrStoreClosed] (or, for Has and Pin, reports the blob absent).
 type Store struct {
-	dir  string
-	log  *slog.Logger
-	lock io.Closer
+	dir string
+	log *slog.Logger
+
+	// closed is set (under mu) by Close. Every change to the folder happens under mu
+	// after checking it, so none can land once Close has returned; reads check it
+	// without mu.
+	closed atomic.Bool
 
 	mu   sync.Mutex
+	lock io.Closer
 	pins map[Hash]int
 	tags map[string]HashAndFormat
 }
@@ -56,7 +64,9 @@ type Store struct {
 var (
 	// ErrLocked is returned by Open when another Store holds the folder.
 	ErrLocked = errors.New("fs: store is in use by another process")
-	// ErrStoreClosed is returned after Close.
+	// ErrStoreClosed is wrapped by the error of every Store method that touches the
+	// folder after Close, including a second Close and an import that was still
+	// running when Close was called.
 	ErrStoreClosed = errors.New("fs: store closed")
 )
 
@@ -90,16 +100,29 @@ func Open(dir string, log *slog.Logger) (*Store, error) {
 // Dir is the store's folder.
 func (s *Store) Dir() string { return s.dir }
 
-// Close releases the store's folder.
+// Close releases the store's folder. It waits for a change in progress (a tag
+// update, an import's final rename, a GC) to finish; imports still reading their input
+// stop and store nothing. Reads already streaming from an open blob file may finish.
 func (s *Store) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.lock == nil {
-		return ErrStoreClosed
+		return fmt.Errorf("%w: already closed", ErrStoreClosed)
 	}
+	s.closed.Store(true)
 	err := s.lock.Close()
 	s.lock = nil
+	clear(s.tags)
 	return err
+}
+
+// checkOpen returns an error wrapping ErrStoreClosed once Close has run; op says what
+// was refused.
+func (s *Store) checkOpen(op string) error {
+	if s.closed.Load() {
+		return fmt.Errorf("%w: cannot %s", ErrStoreClosed, op)
+	}
+	return nil
 }
 
 func (s *Store) dataPath(h Hash) string {
@@ -191,24 +214,33 @@ func (s *Store) pinLocked(h Hash) *TempPin {
 }
 
 // Pin pins a blob the store already has. It reports false (and pins nothing) if the
-// blob is absent.
+// blob is absent or the store is closed.
 func (s *Store) Pin(h Hash) (*TempPin, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.lock == nil {
+		return nil, false
+	}
 	if _, err := os.Stat(s.dataPath(h)); err != nil {
 		return nil, false
 	}
 	return s.pinLocked(h), true
 }
 
-// Has reports whether the store holds blob h.
+// Has reports whether the store holds blob h (false once the store is closed).
 func (s *Store) Has(h Hash) bool {
+	if s.closed.Load() {
+		return false
+	}
 	_, err := os.Stat(s.dataPath(h))
 	return err == nil
 }
 
 // Size returns the size of blob h, or an error wrapping ErrNotFound.
 func (s *Store) Size(h Hash) (int64, error) {
+	if err := s.checkOpen("stat blob " + h.String()); err != nil {
+		return 0, err
+	}
 	fi, err := os.Stat(s.dataPath(h))
 	if errors.Is(err, fs.ErrNotExist) {
 		return 0, fmt.Errorf("%w: blob %s", ErrNotFound, h)
@@ -222,6 +254,9 @@ func (s *Store) Size(h Hash) (int64, error) {
 // Open opens blob h for reading. The caller closes it. Data read this way is not
 // verified; [Store.Get] and [Store.Verify] verify.
 func (s *Store) Open(h Hash) (*os.File, error) {
+	if err := s.checkOpen("open blob " + h.String()); err != nil {
+		return nil, err
+	}
 	f, err := os.Open(s.dataPath(h))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("%w: blob %s", ErrNotFound, h)
@@ -229,9 +264,11 @@ func (s *Store) Open(h Hash) (*os.File, error) {
 	return f, err
 }
 
-// ctxReader fails reads once ctx is done.
+// ctxReader fails reads once ctx is done or the store is closed, so an import that
+// cannot be committed stops reading.
 type ctxReader struct {
 	ctx context.Context
+	s   *Store
 	r   io.Reader
 }
 
@@ -239,13 +276,28 @@ func (c ctxReader) Read(p []byte) (int, error) {
 	if err := c.ctx.Err(); err != nil {
 		return 0, err
 	}
+	if err := c.s.checkOpen("import"); err != nil {
+		return 0, err
+	}
 	return c.r.Read(p)
 }
 
 // Import stores the next size bytes of r (all of r when size is negative) and returns
 // its hash and a pin that keeps it from garbage collection until released. If r ends
-// early, or ctx ends, nothing is stored.
+// early, ctx ends or the store is closed, nothing is stored.
 func (s *Store) Import(ctx context.Context, r io.Reader, size int64) (Hash, *TempPin, error) {
+	if err := s.checkOpen("import"); err != nil {
+		return Hash{}, nil, err
+	}
+	h, pin, err := s.importData(ctx, r, size)
+	if err != nil && s.closed.Load() && !errors.Is(err, ErrStoreClosed) {
+		// Whatever broke the import, the reason it stored nothing is the Close.
+		return Hash{}, nil, fmt.Errorf("%w: import interrupted: %v", ErrStoreClosed, err)
+	}
+	return h, pin, err
+}
+
+func (s *Store) importData(ctx context.Context, r io.Reader, size int64) (Hash, *TempPin, error) {
 	tmp := filepath.Join(s.dir, "tmp")
 	data, err := os.CreateTemp(tmp, "import-*")
 	if err != nil {
@@ -260,7 +312,7 @@ func (s *Store) Import(ctx context.Context, r io.Reader, size int64) (Hash, *Tem
 			os.Remove(ob.Name())
 		}
 	}()
-	r = ctxReader{ctx, r}
+	r = ctxReader{ctx, s, r}
 	var h Hash
 	if size < 0 {
 		// Unknown length: hash while copying, then build the outboard from the copy.
@@ -450,7 +502,7 @@ func (s *Store) commit(h Hash, data, ob *os.File) (*TempPin, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.lock == nil {
-		return nil, ErrStoreClosed
+		return nil, fmt.Errorf("%w: import not committed", ErrStoreClosed)
 	}
 	pin := s.pinLocked(h)
 	dst := s.dataPath(h)
@@ -544,7 +596,7 @@ func (s *Store) saveTags() error {
 	return syncDir(s.dir)
 }
 
-// Tags lists the tags, sorted by name.
+// Tags lists the tags, sorted by name (none once the store is closed).
 func (s *Store) Tags() []Tag {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -556,7 +608,7 @@ func (s *Store) Tags() []Tag {
 	return out
 }
 
-// Tag returns the tag called name.
+// Tag returns the tag called name (none once the store is closed).
 func (s *Store) Tag(name string) (HashAndFormat, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -571,6 +623,9 @@ func (s *Store) SetTag(name string, hf HashAndFormat) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if err := s.checkOpen("set tag " + name); err != nil {
+		return err
+	}
 	if _, err := os.Stat(s.dataPath(hf.Hash)); err != nil {
 		return fmt.Errorf("%w: blob %s", ErrNotFound, hf.Hash)
 	}
@@ -591,6 +646,9 @@ func (s *Store) SetTag(name string, hf HashAndFormat) error {
 func (s *Store) DeleteTag(name string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if err := s.checkOpen("delete tag " + name); err != nil {
+		return err
+	}
 	old, ok := s.tags[name]
 	if !ok {
 		return fmt.Errorf("%w: tag %q", ErrNotFound, name)
@@ -619,6 +677,9 @@ func (s *Store) GC(ctx context.Context) (GCStats, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var st GCStats
+	if err := s.checkOpen("collect garbage"); err != nil {
+		return st, err
+	}
 	live := map[Hash]bool{}
 	for h := range s.pins {
 		live[h] = true
@@ -712,6 +773,9 @@ func (s *Store) children(hf HashAndFormat, f func(Hash) error) error {
 // Children lists the children of hf: nothing for a raw blob, the hashes of a hash
 // sequence, the file hashes of a collection.
 func (s *Store) Children(hf HashAndFormat) ([]Hash, error) {
+	if err := s.checkOpen("list children of " + hf.Hash.String()); err != nil {
+		return nil, err
+	}
 	var out []Hash
 	err := s.children(hf, func(h Hash) error { out = append(out, h); return nil })
 	return out, err

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sync"
@@ -319,4 +320,147 @@ func TestConcurrentIdenticalImports(t *testing.T) {
 		t.Fatalf("store holds %v", matches)
 	}
 	assertEmptyDir(t, filepath.Join(s.Dir(), "tmp"))
+}
+
+// TestClosedStoreLeavesFolderAlone: after Close, the folder belongs to whoever opens it
+// next; the old Store must neither change it nor read it.
+func TestClosedStoreLeavesFolderAlone(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	a, err := Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := testData(40000, 3)
+	h, pin, err := a.Import(ctx, bytes.NewReader(data), -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pin.Release()
+	if err := a.SetTag("keep", HashAndFormat{Hash: h}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := Open(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+
+	closed := func(name string, err error) {
+		t.Helper()
+		if !errors.Is(err, ErrStoreClosed) {
+			t.Errorf("%s on a closed store: %v, want ErrStoreClosed", name, err)
+		}
+	}
+	closed("DeleteTag", a.DeleteTag("keep"))
+	_, err = a.GC(ctx)
+	closed("GC", err)
+	closed("SetTag", a.SetTag("other", HashAndFormat{Hash: h}))
+	_, err = a.Get(h, All(), io.Discard)
+	closed("Get", err)
+	f, err := a.Open(h)
+	if f != nil {
+		f.Close()
+	}
+	closed("Open", err)
+	_, err = a.Size(h)
+	closed("Size", err)
+	_, _, err = a.Import(ctx, bytes.NewReader([]byte("x")), 1)
+	closed("Import", err)
+	_, _, err = a.Import(ctx, bytes.NewReader([]byte("y")), -1)
+	closed("Import of unknown size", err)
+	closed("Verify", a.Verify(h))
+	_, err = a.Fetch(ctx, h, All(), func(uint64, []byte) error { return nil })
+	closed("Fetch", err)
+	_, err = a.Children(HashAndFormat{Hash: h, Format: FormatHashSeq})
+	closed("Children", err)
+	_, err = a.FS(h)
+	closed("FS", err)
+	closed("Close", a.Close())
+	if p, ok := a.Pin(h); ok || p != nil {
+		t.Error("Pin on a closed store pinned")
+	}
+	if a.Has(h) {
+		t.Error("Has on a closed store reports a blob")
+	}
+	if tags := a.Tags(); len(tags) != 0 {
+		t.Errorf("Tags on a closed store: %v", tags)
+	}
+	if _, ok := a.Tag("keep"); ok {
+		t.Error("Tag on a closed store found a tag")
+	}
+
+	// The new owner still has everything.
+	if tags := b.Tags(); len(tags) != 1 || tags[0].Name != "keep" || tags[0].Hash != h {
+		t.Fatalf("new owner's tags: %+v", tags)
+	}
+	var got bytes.Buffer
+	if err := Cat(ctx, b, h, &got); err != nil || !bytes.Equal(got.Bytes(), data) {
+		t.Fatalf("new owner's blob: %v", err)
+	}
+	assertEmptyDir(t, filepath.Join(dir, "tmp"))
+}
+
+// blockingReader hands out one byte, then blocks until release is closed, then hands
+// out bytes without end.
+type blockingReader struct {
+	entered chan struct{}
+	release chan struct{}
+	sent    bool
+}
+
+func (r *blockingReader) Read(p []byte) (int, error) {
+	if !r.sent {
+		r.sent = true
+		p[0] = 'x'
+		return 1, nil
+	}
+	if r.entered != nil {
+		close(r.entered)
+		r.entered = nil
+		<-r.release
+	}
+	clear(p)
+	return len(p), nil
+}
+
+// TestCloseFencesImportInFlight: an import still reading when Close runs stores
+// nothing, and leaves nothing behind for the next owner.
+func TestCloseFencesImportInFlight(t *testing.T) {
+	for _, size := range []int64{-1, 40000} {
+		t.Run(fmt.Sprint(size), func(t *testing.T) {
+			dir := t.TempDir()
+			a, err := Open(dir, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := &blockingReader{entered: make(chan struct{}), release: make(chan struct{})}
+			done := make(chan error, 1)
+			go func() {
+				_, _, err := a.Import(context.Background(), r, size)
+				done <- err
+			}()
+			<-r.entered
+			if err := a.Close(); err != nil {
+				t.Fatal(err)
+			}
+			close(r.release)
+			if err := <-done; !errors.Is(err, ErrStoreClosed) {
+				t.Fatalf("import across Close: %v, want ErrStoreClosed", err)
+			}
+			b, err := Open(dir, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.Close()
+			matches, _ := filepath.Glob(filepath.Join(dir, "blobs", "*", "*"))
+			if len(matches) != 0 {
+				t.Fatalf("closed store's import landed: %v", matches)
+			}
+			assertEmptyDir(t, filepath.Join(dir, "tmp"))
+		})
+	}
 }

@@ -175,6 +175,9 @@ func (s *Store) Verify(h Hash) error {
 
 // getLocal streams blob h from the store through the verifier.
 func (s *Store) getLocal(h Hash, rs RangeSet, out func(off uint64, p []byte) error) (uint64, error) {
+	if err := s.checkOpen("read blob " + h.String()); err != nil {
+		return 0, err
+	}
 	if !s.Has(h) {
 		return 0, fmt.Errorf("%w: blob %s", ErrNotFound, h)
 	}
