@@ -104,3 +104,18 @@ func TestKeyArgumentsRefused(t *testing.T) {
 		t.Fatalf("ValidKey(good) = %v", err)
 	}
 }
+
+// TestNilPeers checks that a nil *Peers is an empty list for every read, as the
+// endpoint treats it, and that Update on it fails instead of panicking.
+func TestNilPeers(t *testing.T) {
+	var p *core.Peers
+	if n := p.Len(); n != 0 {
+		t.Errorf("Len() = %d", n)
+	}
+	if id := p.Resolve(core.GenerateKey().Public()); id != nil {
+		t.Errorf("Resolve() = %v", id)
+	}
+	if err := p.Update(nil); err == nil {
+		t.Error("Update on a nil *Peers succeeded")
+	}
+}

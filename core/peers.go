@@ -2,6 +2,7 @@ package core
 
 import (
 	"crypto"
+	"errors"
 	"fmt"
 	"strings"
 	"sync/atomic"
@@ -21,7 +22,8 @@ type PeerConfig struct {
 
 // Peers is the list of known peers. Lookups are lock-free, and [Peers.Update] swaps in a
 // new list atomically: later lookups see it at once. The zero value is an empty list in
-// which every key is anonymous.
+// which every key is anonymous; so is a nil *Peers for every read method (Resolve, Len),
+// though it cannot be updated.
 type Peers struct {
 	byKey atomic.Pointer[map[string]*Identity]
 }
@@ -36,8 +38,12 @@ func NewPeers(list []PeerConfig) (*Peers, error) {
 	return p, nil
 }
 
-// Update replaces the list. On error the old list stays in force.
+// Update replaces the list. On error the old list stays in force. Update on a nil
+// *Peers is an error: there is no list to replace.
 func (p *Peers) Update(list []PeerConfig) error {
+	if p == nil {
+		return errors.New("core: Peers.Update on a nil *Peers (use NewPeers or new(core.Peers))")
+	}
 	m, err := buildPeers(list)
 	if err != nil {
 		return err
@@ -98,7 +104,8 @@ func truncate(s string, n int) string {
 }
 
 // Resolve returns the identity that holds key, or nil (anonymous). key may be an
-// ed25519.PublicKey, any key crypto/x509 returns, or an ssh.PublicKey.
+// ed25519.PublicKey, any key crypto/x509 returns, or an ssh.PublicKey. On a nil *Peers
+// every key is anonymous.
 func (p *Peers) Resolve(key crypto.PublicKey) *Identity {
 	if p == nil || key == nil {
 		return nil
@@ -117,8 +124,11 @@ func (p *Peers) Resolve(key crypto.PublicKey) *Identity {
 	return (*m)[string(sk.Marshal())]
 }
 
-// Len returns the number of keys in the list.
+// Len returns the number of keys in the list; 0 for a nil *Peers.
 func (p *Peers) Len() int {
+	if p == nil {
+		return 0
+	}
 	if m := p.byKey.Load(); m != nil {
 		return len(*m)
 	}
