@@ -3,6 +3,7 @@ package ssh
 import (
 	"context"
 	"crypto"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"io"
@@ -28,7 +29,8 @@ var (
 	// ErrServerClosed is returned by [Server.Serve] and [Server.HandleConn] after
 	// Shutdown or Close. It wraps [net.ErrClosed].
 	ErrServerClosed = fmt.Errorf("ssh: server closed: %w", net.ErrClosed)
-	// ErrNoHostKey is returned by [NewServer] without a host key.
+	// ErrNoHostKey is returned (wrapped) by [NewServer] without a usable host key: nil,
+	// or an Ed25519 key that is not the 64 bytes of an ed25519.PrivateKey.
 	ErrNoHostKey = errors.New("ssh: no host key")
 )
 
@@ -96,12 +98,13 @@ var _ core.Shutdowner = (*Server)(nil)
 
 // NewServer returns a server with host key hostKey (an ed25519.PrivateKey, or any
 // crypto.Signer x/crypto/ssh accepts), resolving client keys through peers (nil: every
-// key is unknown and refused). log may be nil.
+// key is unknown and refused). log may be nil. A missing or malformed host key is an
+// error wrapping [ErrNoHostKey].
 func NewServer(hostKey crypto.Signer, peers *core.Peers, cfg Config, log *slog.Logger) (*Server, error) {
-	if hostKey == nil {
-		return nil, ErrNoHostKey
+	if err := checkHostKey(hostKey); err != nil {
+		return nil, err
 	}
-	signer, err := gossh.NewSignerFromSigner(hostKey)
+	signer, err := newSigner(hostKey)
 	if err != nil {
 		return nil, fmt.Errorf("ssh: host key: %w", err)
 	}
@@ -126,6 +129,44 @@ func NewServer(hostKey crypto.Signer, peers *core.Peers, cfg Config, log *slog.L
 	s.doneCtx, s.markDone = context.WithCancel(context.Background())
 	s.ChannelHandlers["session"] = s.serveSession
 	return s, nil
+}
+
+// checkHostKey refuses the host keys whose Public method would panic: ed25519's slices
+// its key without checking the length.
+func checkHostKey(k crypto.Signer) error {
+	switch k := k.(type) {
+	case nil:
+		return ErrNoHostKey
+	case ed25519.PrivateKey:
+		return checkEd25519(k)
+	case *ed25519.PrivateKey:
+		if k == nil {
+			return ErrNoHostKey
+		}
+		return checkEd25519(*k)
+	}
+	return nil
+}
+
+func checkEd25519(k ed25519.PrivateKey) error {
+	if len(k) == 0 {
+		return ErrNoHostKey
+	}
+	if len(k) != ed25519.PrivateKeySize {
+		return fmt.Errorf("%w: the Ed25519 key is %d bytes, want %d", ErrNoHostKey, len(k), ed25519.PrivateKeySize)
+	}
+	return nil
+}
+
+// newSigner wraps gossh.NewSignerFromSigner: a crypto.Signer of another type may still
+// panic (a nil pointer), and a bad key must fail NewServer, not the process.
+func newSigner(k crypto.Signer) (s gossh.Signer, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			s, err = nil, fmt.Errorf("%w: %T: %v", ErrNoHostKey, k, r)
+		}
+	}()
+	return gossh.NewSignerFromSigner(k)
 }
 
 // SetConfig replaces the configuration; new sessions and connections use it (a
@@ -267,9 +308,25 @@ func (s *Server) release(ip string) {
 
 // HandleConn runs one SSH server connection over nc until it ends, and closes nc.
 // transport names the carrier for hooks and logs ("quic", "tcp", TransportSSHTCP). It
-// returns nil when the client disconnects, or why the connection failed.
-func (s *Server) HandleConn(ctx context.Context, nc net.Conn, transport string) error {
+// returns nil when the client disconnects, or why the connection failed. When ctx ends,
+// at any stage (the handshake included), nc is closed and HandleConn returns soon
+// after, with an error wrapping ctx.Err() if the handshake had not finished. A client
+// has 30s to finish the handshake in any case.
+//
+// A panic in the connection's own code (the handshake, a hook) is recovered and logged,
+// and ends only this connection; one in a [ChannelHandler] ends only its channel.
+func (s *Server) HandleConn(ctx context.Context, nc net.Conn, transport string) (err error) {
 	defer nc.Close()
+	remote := "unknown"
+	if a := nc.RemoteAddr(); a != nil {
+		remote = a.String()
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("ssh connection panicked", "remote", remote, "transport", transport, "panic", r)
+			err = fmt.Errorf("ssh: connection with %s: panic: %v", remote, r)
+		}
+	}()
 	cfg := s.cfg.Load()
 	sc := &serverConn{srv: s, transport: transport, nc: nc, sessions: map[*session]struct{}{}}
 	if !s.track(sc, true) {
@@ -277,14 +334,16 @@ func (s *Server) HandleConn(ctx context.Context, nc net.Conn, transport string) 
 	}
 	defer s.track(sc, false)
 
-	remote := "unknown"
-	if a := nc.RemoteAddr(); a != nil {
-		remote = a.String()
-	}
+	// The handshake blocks in reads: closing nc is the only way to end it early.
+	stopHandshake := context.AfterFunc(ctx, func() { nc.Close() })
+	defer stopHandshake()
 	// A client that never finishes the handshake must not hold the connection forever.
 	nc.SetDeadline(time.Now().Add(30 * time.Second))
 	conn, chans, reqs, err := gossh.NewServerConn(nc, s.serverConfig(cfg, remote, transport))
 	if err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("ssh: handshake with %s: %w", remote, ctx.Err())
+		}
 		return fmt.Errorf("ssh: handshake with %s: %w", remote, err)
 	}
 	nc.SetDeadline(time.Time{})
@@ -299,14 +358,16 @@ func (s *Server) HandleConn(ctx context.Context, nc net.Conn, transport string) 
 	defer cc.RunClosers()
 	sc.cc = cc
 
+	// Deferred in this order so that, on any return (a panic included), the context
+	// ends, which closes the connection, before waiting for the goroutines.
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	sc.cancel = cancel
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
 
-	var wg sync.WaitGroup
-	defer wg.Wait()
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -321,16 +382,65 @@ func (s *Server) HandleConn(ctx context.Context, nc net.Conn, transport string) 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer func() {
-				if r := recover(); r != nil {
-					s.log.Error("ssh channel handler panicked", "type", nch.ChannelType(), "panic", r)
-				}
-			}()
-			h(ctx, cc, nch)
+			s.runChannelHandler(ctx, h, cc, nch)
 		}()
 	}
 	cancel()
 	return nil
+}
+
+// runChannelHandler runs h, and if it panics, logs the panic and ends only its channel:
+// an open it never answered is refused, a channel it accepted is closed.
+func (s *Server) runChannelHandler(ctx context.Context, h ChannelHandler, cc *ConnContext, nch gossh.NewChannel) {
+	tc := &trackedChannel{NewChannel: nch}
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("ssh channel handler panicked", "type", nch.ChannelType(), "peer", cc.Peer.Name(), "panic", r)
+			tc.abandon()
+		}
+	}()
+	h(ctx, cc, tc)
+}
+
+// trackedChannel records what a ChannelHandler did with its NewChannel, so that a
+// handler that panics leaves neither an unanswered open nor an open channel behind.
+type trackedChannel struct {
+	gossh.NewChannel
+	mu       sync.Mutex
+	answered bool
+	ch       gossh.Channel
+	reqs     <-chan *gossh.Request
+}
+
+func (t *trackedChannel) Accept() (gossh.Channel, <-chan *gossh.Request, error) {
+	ch, reqs, err := t.NewChannel.Accept()
+	t.mu.Lock()
+	t.answered, t.ch, t.reqs = true, ch, reqs
+	t.mu.Unlock()
+	return ch, reqs, err
+}
+
+func (t *trackedChannel) Reject(reason gossh.RejectionReason, message string) error {
+	t.mu.Lock()
+	t.answered = true
+	t.mu.Unlock()
+	return t.NewChannel.Reject(reason, message)
+}
+
+// abandon ends the channel after its handler panicked.
+func (t *trackedChannel) abandon() {
+	t.mu.Lock()
+	answered, ch, reqs := t.answered, t.ch, t.reqs
+	t.mu.Unlock()
+	if !answered {
+		t.NewChannel.Reject(gossh.ConnectionFailed, "internal error")
+		return
+	}
+	if ch != nil {
+		ch.Close()
+		// Requests nobody reads would stall the whole connection's multiplexer.
+		go gossh.DiscardRequests(reqs)
+	}
 }
 
 func (s *Server) globalRequests(ctx context.Context, cc *ConnContext, reqs <-chan *gossh.Request) {
