@@ -78,7 +78,7 @@ func (se *session) execHook(ctx context.Context, h ExecHandler, args []string) b
 		return false
 	}
 	se.later(func() {
-		defer close(se.finished)
+		defer se.markFinished()
 		code := 1
 		func() {
 			defer func() {

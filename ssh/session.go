@@ -40,8 +40,9 @@ type session struct {
 	proc      *os.Process
 	procStart uint64 // the program's start time (/proc stat), to tell a reused PID
 	started   bool
-	finished  chan struct{} // closed when the program's result was sent
-	ending    bool          // the server is shutting down
+	finished  chan struct{} // closed (by markFinished) when the program's result was sent
+	finOnce   sync.Once
+	ending    bool // the server is shutting down
 
 	// pending are goroutines a request started but that may only run once its reply
 	// is sent: they can end the channel (a fast program's exit status and close), and
@@ -52,6 +53,23 @@ type session struct {
 
 // later queues f to run on its own goroutine once the current request is answered.
 func (se *session) later(f func()) { se.pending = append(se.pending, f) }
+
+// run runs one of the session's goroutines. A panic is logged and ends this session
+// only: the channel closes, and the request loop no longer waits for a result that
+// will not come.
+func (se *session) run(f func()) {
+	defer func() {
+		if r := recover(); r != nil {
+			se.srv.log.Error("ssh session goroutine panicked", "peer", se.cc.Peer.Name(), "panic", r)
+			se.ch.Close()
+			se.markFinished()
+		}
+	}()
+	f()
+}
+
+// markFinished closes finished, once.
+func (se *session) markFinished() { se.finOnce.Do(func() { close(se.finished) }) }
 
 // serveSession is the ChannelHandler of "session" channels.
 func (s *Server) serveSession(ctx context.Context, cc *ConnContext, nch gossh.NewChannel) {
@@ -76,7 +94,7 @@ func (s *Server) serveSession(ctx context.Context, cc *ConnContext, nch gossh.Ne
 			req.Reply(ok, nil)
 		}
 		for _, f := range se.pending {
-			go f()
+			go se.run(f)
 		}
 		se.pending = nil
 	}
@@ -216,7 +234,7 @@ func (se *session) subsystem(ctx context.Context, h SubsystemHandler) bool {
 		return false
 	}
 	se.later(func() {
-		defer close(se.finished)
+		defer se.markFinished()
 		code := uint32(0)
 		func() {
 			defer func() {
@@ -278,7 +296,7 @@ func (se *session) start(cmd *exec.Cmd) bool {
 	if err != nil {
 		se.srv.log.Warn("ssh: cannot start program", "err", err)
 		fmt.Fprintf(se.ch.Stderr(), "alknet: cannot start %s: %v\r\n", cmd.Path, err)
-		close(se.finished)
+		se.markFinished()
 		return false
 	}
 	return true
@@ -396,7 +414,7 @@ func (se *session) startPty(cmd *exec.Cmd) error {
 // finish sends the program's exit status (or signal), ends the channel and makes sure
 // nothing of the program's session stays behind.
 func (se *session) finish(cmd *exec.Cmd, waitErr error) {
-	defer close(se.finished)
+	defer se.markFinished()
 	se.wmu.Lock()
 	se.ch.CloseWrite()
 	se.wmu.Unlock()

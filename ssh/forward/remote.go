@@ -274,9 +274,12 @@ func (f *Forwarder) HandleCancelStreamlocalForward(ctx context.Context, s *Sessi
 
 // acceptLoop turns each connection on l into a channel towards the client. ctx is the
 // SSH connection's: forwarded connections end with it.
+// A panic is logged and ends only this listener (or, on a connection's goroutine, only
+// that connection).
 func (f *Forwarder) acceptLoop(ctx context.Context, s *Session, st *session, l *listener) {
 	defer f.wg.Done()
 	defer l.close()
+	defer f.recoverPanic(s, "listener")
 	for {
 		c, err := l.ln.Accept()
 		if err != nil {
@@ -293,6 +296,8 @@ func (f *Forwarder) acceptLoop(ctx context.Context, s *Session, st *session, l *
 		go func() {
 			defer f.wg.Done()
 			defer st.release()
+			defer c.Close()
+			defer f.recoverPanic(s, "forwarded connection")
 			var typ string
 			var payload []byte
 			if l.unix {
@@ -350,4 +355,12 @@ func (l *unixListener) Close() error {
 	err := l.UnixListener.Close()
 	l.once.Do(func() { os.Remove(l.path) })
 	return err
+}
+
+// recoverPanic logs a panic of one of the forwarder's goroutines; the deferred calls
+// before it close what that goroutine owned.
+func (f *Forwarder) recoverPanic(s *Session, what string) {
+	if r := recover(); r != nil {
+		f.log.Error("ssh forward: "+what+" panicked", "peer", s.Peer.Name(), "panic", r)
+	}
 }

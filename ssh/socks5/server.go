@@ -41,7 +41,9 @@ func (e *ReplyError) Unwrap() error { return e.Err }
 type Server struct {
 	// Dial opens each CONNECT's connection. Nil refuses every request (NotAllowed).
 	Dial Dialer
-	// Logger receives errors that are not about one client. Default: discard.
+	// Logger receives errors that are not about one client, and panics (a panic while
+	// serving a client is recovered and closes only that client's connection). Default:
+	// discard.
 	Logger *slog.Logger
 	// HandshakeTimeout bounds the greeting, the request and the dial. Default 30s.
 	HandshakeTimeout time.Duration
@@ -76,6 +78,13 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 		go func() {
 			defer s.wg.Done()
 			defer s.track(c, false)
+			defer c.Close()
+			// A panic (in Dial, say) ends this client's connection, not the process.
+			defer func() {
+				if r := recover(); r != nil {
+					s.logger().Error("socks5: connection panicked", "panic", r)
+				}
+			}()
 			s.ServeConn(ctx, c)
 		}()
 	}
@@ -91,6 +100,13 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 		return ErrServerClosed
 	}
 	return err
+}
+
+func (s *Server) logger() *slog.Logger {
+	if s.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return s.Logger
 }
 
 func (s *Server) track(c net.Conn, add bool) bool {

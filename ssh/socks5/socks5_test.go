@@ -328,3 +328,20 @@ func checkErr(t *testing.T, err error) {
 		t.Fatalf("unexpected error kind: %v", err)
 	}
 }
+
+// A Dial that panics ends that client's connection only: the server goes on serving.
+func TestDialPanicEndsOnlyThatClient(t *testing.T) {
+	addr := startServer(t, func(ctx context.Context, host string, port uint16) (net.Conn, error) {
+		if host == "panic.test" {
+			panic("dialer bug")
+		}
+		return nil, &ReplyError{Reply: NotAllowed}
+	})
+	noAuth := []byte{5, 1, MethodNoAuth}
+	if _, code, err := socksConn(t, addr, noAuth, Request{CmdConnect, AddrDomain, "panic.test", 80}); !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("after a panicking Dial: reply %v, %v; want the connection closed", code, err)
+	}
+	if _, code, err := socksConn(t, addr, noAuth, Request{CmdConnect, AddrDomain, "other.test", 80}); err != nil || code != NotAllowed {
+		t.Fatalf("next client: reply %v, %v", code, err)
+	}
+}
