@@ -7,6 +7,7 @@ import (
 	"maps"
 	"net"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/alkdev/alknet/core"
@@ -117,5 +118,47 @@ func TestNilPeers(t *testing.T) {
 	}
 	if err := p.Update(nil); err == nil {
 		t.Error("Update on a nil *Peers succeeded")
+	}
+}
+
+// TestZeroEndpoint checks that a zero Endpoint, which NewEndpoint did not make, neither
+// panics nor blocks: the accessors report nothing, Close and Shutdown have nothing to
+// release, and Listen and Serve explain what is wrong.
+func TestZeroEndpoint(t *testing.T) {
+	var ep core.Endpoint
+	if err := ep.Close(); err != nil {
+		t.Errorf("Close() = %v", err)
+	}
+	if err := ep.Shutdown(context.Background()); err != nil {
+		t.Errorf("Shutdown() = %v", err)
+	}
+	if a := ep.Addr(); a != "" {
+		t.Errorf("Addr() = %q", a)
+	}
+	if id := ep.NodeID(); id != "" {
+		t.Errorf("NodeID() = %q", id)
+	}
+	if ep.UDPAddr() != nil || ep.TCPAddr() != nil || ep.Mux() != nil {
+		t.Error("a zero Endpoint reports a listener or a Mux")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	for name, f := range map[string]func() error{
+		"Listen":     func() error { return ep.Listen("127.0.0.1:0") },
+		"ListenTCP":  func() error { return ep.ListenTCP(ln) },
+		"ListenQUIC": func() error { return ep.ListenQUIC(pc) },
+		"Serve":      ep.Serve,
+	} {
+		if err := f(); err == nil || !strings.Contains(err.Error(), "NewEndpoint") {
+			t.Errorf("%s() = %v, want an error naming NewEndpoint", name, err)
+		}
 	}
 }

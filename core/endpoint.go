@@ -41,6 +41,10 @@ type EndpointConfig struct {
 // nobody registered fails the handshake.
 //
 // Call [Endpoint.Listen] (or ListenQUIC and ListenTCP), then [Endpoint.Serve].
+//
+// Only [NewEndpoint] makes a working Endpoint. On a zero Endpoint, Close and Shutdown
+// return nil, Addr and NodeID return "", and Listen, ListenQUIC, ListenTCP and Serve
+// return an error.
 type Endpoint struct {
 	mux    *Mux
 	cfg    EndpointConfig
@@ -126,7 +130,14 @@ func NewEndpoint(mux *Mux, cfg EndpointConfig) (*Endpoint, error) {
 	return e, nil
 }
 
-var errNoALPN = errors.New("core: client offered no ALPN protocol")
+var (
+	errNoALPN     = errors.New("core: client offered no ALPN protocol")
+	errNotCreated = errors.New("core: Endpoint was not made by NewEndpoint")
+)
+
+// created reports whether NewEndpoint made e; the zero Endpoint has no Mux, context or
+// TLS configuration to serve with.
+func (e *Endpoint) created() bool { return e.mux != nil }
 
 // certificateFor is the one place that picks the certificate for a ClientHello: the
 // Ed25519 identity certificate for clients that accept Ed25519, otherwise the web
@@ -138,8 +149,13 @@ func (e *Endpoint) certificateFor(hello *tls.ClientHelloInfo) (*tls.Certificate,
 	return e.cfg.WebCertificate(hello)
 }
 
-// NodeID is the endpoint's node ID.
-func (e *Endpoint) NodeID() NodeID { return NodeIDOf(e.cfg.Key.Public().(ed25519.PublicKey)) }
+// NodeID is the endpoint's node ID, or "" for a zero Endpoint.
+func (e *Endpoint) NodeID() NodeID {
+	if !e.created() {
+		return ""
+	}
+	return NodeIDOf(e.cfg.Key.Public().(ed25519.PublicKey))
+}
 
 // Mux returns the endpoint's Mux.
 func (e *Endpoint) Mux() *Mux { return e.mux }
@@ -147,6 +163,9 @@ func (e *Endpoint) Mux() *Mux { return e.mux }
 // Listen binds QUIC (UDP) and TLS over TCP on addr, on the same port number. With port
 // 0, it picks a port that is free on both.
 func (e *Endpoint) Listen(addr string) error {
+	if !e.created() {
+		return fmt.Errorf("core: Listen: %w", errNotCreated)
+	}
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return fmt.Errorf("core: listen address %q: %w", addr, err)
@@ -187,6 +206,9 @@ func (e *Endpoint) listenTCP(addr string) (net.Listener, error) {
 func (e *Endpoint) ListenQUIC(pc net.PacketConn) error {
 	if isNil(pc) {
 		return errors.New("core: ListenQUIC: nil net.PacketConn")
+	}
+	if !e.created() {
+		return fmt.Errorf("core: ListenQUIC: %w", errNotCreated)
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -242,6 +264,9 @@ func (e *Endpoint) ListenTCP(ln net.Listener) error {
 	if isNil(ln) {
 		return errors.New("core: ListenTCP: nil net.Listener")
 	}
+	if !e.created() {
+		return fmt.Errorf("core: ListenTCP: %w", errNotCreated)
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.closing {
@@ -275,8 +300,12 @@ func (e *Endpoint) TCPAddr() net.Addr {
 }
 
 // Addr returns the endpoint's dialable address, "<node-id>@host:port", using the QUIC
-// port (the TCP port is the same after Listen).
+// port (the TCP port is the same after Listen). Before a listener is set it is the bare
+// node ID; on a zero Endpoint it is "".
 func (e *Endpoint) Addr() string {
+	if !e.created() {
+		return ""
+	}
 	a := e.UDPAddr()
 	if a == nil {
 		a = e.TCPAddr()
@@ -290,6 +319,9 @@ func (e *Endpoint) Addr() string {
 // Serve accepts connections on every listener until Shutdown or Close, and then
 // returns [ErrServerClosed].
 func (e *Endpoint) Serve() error {
+	if !e.created() {
+		return fmt.Errorf("core: Serve: %w", errNotCreated)
+	}
 	e.mu.Lock()
 	if e.closing {
 		e.mu.Unlock()
@@ -497,8 +529,11 @@ func (id *Identity) name() string {
 // Shutdown stops accepting, tells every handler that implements [Shutdowner], waits for
 // running connections to finish until ctx ends, then closes the rest and the sockets.
 // It returns ctx.Err() if connections were still open when ctx ended. A second call
-// only waits.
+// only waits. On a zero Endpoint it returns nil at once.
 func (e *Endpoint) Shutdown(ctx context.Context) error {
+	if !e.created() {
+		return nil
+	}
 	first := e.stopAccepting()
 	// The accept loops end promptly once the listeners are closed; waiting for them
 	// first means no connection goroutine can start while we wait for the others.
@@ -520,8 +555,12 @@ func (e *Endpoint) Shutdown(ctx context.Context) error {
 	return err
 }
 
-// Close ends every connection at once and releases the sockets.
+// Close ends every connection at once and releases the sockets. On a zero Endpoint it
+// returns nil at once: there is nothing to release.
 func (e *Endpoint) Close() error {
+	if !e.created() {
+		return nil
+	}
 	e.stopAccepting()
 	e.loops.Wait()
 	e.closeConns()
