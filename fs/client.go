@@ -35,7 +35,7 @@ func (s *Store) Fetch(ctx context.Context, h Hash, rs RangeSet, out func(off uin
 // share one connection; on a single-stream transport (TLS over TCP) each request dials
 // a new connection. A Client is safe for concurrent use.
 type Client struct {
-	dial func(ctx context.Context) (core.Conn, error)
+	dial func(ctx context.Context) (core.Conn, error) // nil for NewConnClient
 
 	mu   sync.Mutex
 	conn core.Conn
@@ -49,13 +49,10 @@ func NewClient(dial func(ctx context.Context) (core.Conn, error)) *Client {
 }
 
 // NewConnClient returns a client over an open connection; when the connection cannot
-// open another stream, requests fail.
+// open another stream, requests fail (the client never closes c except in
+// [Client.Close]).
 func NewConnClient(c core.Conn) *Client {
-	cl := &Client{conn: c}
-	cl.dial = func(context.Context) (core.Conn, error) {
-		return nil, fmt.Errorf("fs: %w", core.ErrSingleStream)
-	}
-	return cl
+	return &Client{conn: c}
 }
 
 // Close closes the client's connection.
@@ -73,7 +70,15 @@ func (c *Client) Close() error {
 // stream opens a stream for one request, on the current connection while it can
 // open more (QUIC, pipes), else on a new one (a single-stream transport such as TLS
 // over TCP, whose connection ends with its stream).
+//
+// A done ctx fails with ctx's error and changes nothing: the connection is only
+// dropped (and redialed) when it fails on its own.
 func (c *Client) stream(ctx context.Context) (core.Stream, error) {
+	if err := ctx.Err(); err != nil {
+		// Checked first: a single-stream connection would hand out its one stream
+		// whatever ctx says.
+		return nil, err
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.conn != nil {
@@ -81,19 +86,29 @@ func (c *Client) stream(ctx context.Context) (core.Stream, error) {
 		if err == nil {
 			return s, nil
 		}
+		if cerr := ctx.Err(); cerr != nil {
+			return nil, cerr
+		}
+		if c.dial == nil {
+			// The caller's connection: report, never close or forget it.
+			return nil, fmt.Errorf("fs: open stream: %w", err)
+		}
 		if !errors.Is(err, core.ErrSingleStream) {
 			c.conn.Close(core.CodeOK, "")
 		}
 		c.conn = nil
 	}
+	if c.dial == nil {
+		return nil, fmt.Errorf("fs: open stream: %w", core.ErrConnClosed)
+	}
 	conn, err := c.dial(ctx)
 	if err != nil {
-		return nil, err
+		return nil, ctxErr(ctx, err)
 	}
 	s, err := conn.OpenStream(ctx)
 	if err != nil {
 		conn.Close(core.CodeOK, "")
-		return nil, err
+		return nil, ctxErr(ctx, err)
 	}
 	c.conn = conn
 	return s, nil
@@ -112,7 +127,7 @@ func (c *Client) call(ctx context.Context, req *Request) (core.Stream, *wireRead
 	s = &callStream{Stream: s, stop: stop}
 	if _, err := s.Write(AppendRequest(nil, req)); err != nil {
 		s.Close()
-		return nil, nil, nil, err
+		return nil, nil, nil, ctxErr(ctx, err)
 	}
 	if req.Op != OpPut {
 		s.CloseWrite()
@@ -150,7 +165,12 @@ func (c *Client) Fetch(ctx context.Context, h Hash, rs RangeSet, out func(off ui
 	if err := readStatus(w); err != nil {
 		return 0, ctxErr(ctx, unexpected(err))
 	}
-	size, err := readEncoded(br, h, rs, out)
+	size, err := readEncoded(br, h, rs, func(off uint64, p []byte) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		return out(off, p)
+	})
 	return size, ctxErr(ctx, err)
 }
 
@@ -167,7 +187,13 @@ func (c *Client) FetchMany(ctx context.Context, hashes []Hash, rs RangeSet, out 
 		if err := readStatus(w); err != nil {
 			return ctxErr(ctx, fmt.Errorf("blob %s: %w", h, unexpected(err)))
 		}
-		if _, err := readEncoded(br, h, rs, func(off uint64, p []byte) error { return out(i, off, p) }); err != nil {
+		_, err := readEncoded(br, h, rs, func(off uint64, p []byte) error {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			return out(i, off, p)
+		})
+		if err != nil {
 			return ctxErr(ctx, err)
 		}
 	}
@@ -183,14 +209,14 @@ func (c *Client) Stat(ctx context.Context, h Hash) (size int64, ok bool, err err
 	}
 	defer s.Close()
 	if err := readStatus(w); err != nil {
-		return 0, false, unexpected(err)
+		return 0, false, ctxErr(ctx, unexpected(err))
 	}
 	present, err := w.byte()
 	if err != nil {
-		return 0, false, unexpected(err)
+		return 0, false, ctxErr(ctx, unexpected(err))
 	}
 	n, err := w.u64()
-	return int64(n), present == 1, unexpected(err)
+	return int64(n), present == 1, ctxErr(ctx, unexpected(err))
 }
 
 // Has reports whether the server has blob h.
@@ -207,24 +233,24 @@ func (c *Client) Tags(ctx context.Context) ([]Tag, error) {
 	}
 	defer s.Close()
 	if err := readStatus(w); err != nil {
-		return nil, unexpected(err)
+		return nil, ctxErr(ctx, unexpected(err))
 	}
 	n, err := w.uvarint()
 	if err != nil {
-		return nil, unexpected(err)
+		return nil, ctxErr(ctx, unexpected(err))
 	}
 	var tags []Tag
 	for range n {
 		var t Tag
 		if t.Name, err = w.str(MaxTagName); err != nil {
-			return nil, unexpected(err)
+			return nil, ctxErr(ctx, unexpected(err))
 		}
 		if t.Hash, err = w.hash(); err != nil {
-			return nil, unexpected(err)
+			return nil, ctxErr(ctx, unexpected(err))
 		}
 		f, err := w.byte()
 		if err != nil {
-			return nil, unexpected(err)
+			return nil, ctxErr(ctx, unexpected(err))
 		}
 		t.Format = Format(f)
 		tags = append(tags, t)
@@ -238,7 +264,7 @@ func (c *Client) simple(ctx context.Context, req *Request) error {
 		return err
 	}
 	defer s.Close()
-	return unexpected(readStatus(w))
+	return ctxErr(ctx, unexpected(readStatus(w)))
 }
 
 // SetTag points tag name at hf on the server (scope fs:write).
@@ -266,12 +292,12 @@ func (c *Client) GC(ctx context.Context) (GCStats, error) {
 	}
 	defer s.Close()
 	if err := readStatus(w); err != nil {
-		return st, unexpected(err)
+		return st, ctxErr(ctx, unexpected(err))
 	}
 	var v [3]uint64
 	for i := range v {
 		if v[i], err = w.uvarint(); err != nil {
-			return st, unexpected(err)
+			return st, ctxErr(ctx, unexpected(err))
 		}
 	}
 	return GCStats{Kept: int(v[0]), Removed: int(v[1]), Bytes: int64(v[2])}, nil
