@@ -71,6 +71,7 @@ func newApp(cfg *Config) (*app, error) {
 	if a.peers, err = core.NewPeers(peerList); err != nil {
 		return nil, err
 	}
+	warnScopes(log, peerList)
 	for _, m := range modules {
 		if err := m.register(a); err != nil {
 			a.close()
@@ -167,12 +168,16 @@ func (a *app) reload() error {
 	if err := a.peers.Update(peerList); err != nil {
 		return err
 	}
+	warnScopes(a.log, peerList)
 	for _, f := range a.reloaders {
 		if err := f(cfg); err != nil {
 			return err
 		}
 	}
 	a.cfg.Peers = cfg.Peers
+	if keys := restartOnlyChanges(a.cfg, cfg); len(keys) > 0 {
+		a.log.Warn("reload: changed settings that apply only after a restart", "keys", strings.Join(keys, ","))
+	}
 	return nil
 }
 

@@ -36,13 +36,14 @@ If a server is running on this config, it is told to reload (SIGHUP), so the
 peer can connect without a restart.
 
 Scopes: ssh:exec ssh:shell ssh:forward:local ssh:forward:remote ssh:sftp
-sftp:read sftp:write git:read git:write fs:read fs:write call msg dns:update
-admin, or "*" for everything.`,
+sftp:read sftp:write fs:read fs:write call dns:update admin, or "*" for
+everything. Reserved for modules this build does not include (they grant
+nothing yet): git:read git:write msg.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			for _, s := range scopes {
-				if !core.KnownScope(s) {
-					fmt.Fprintf(cmd.ErrOrStderr(), "warning: no module checks scope %q; is it a typing mistake? (see --help for the list)\n", s)
+				if msg := scopeProblem(s); msg != "" {
+					fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s\n", msg)
 				}
 			}
 			reloaded, err := addPeer(configPath, core.PeerConfig{Name: name, Keys: []string{key}, Scopes: scopes})

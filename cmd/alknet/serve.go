@@ -78,6 +78,12 @@ func serve(ctx context.Context, cfg *Config) error {
 		pidFile.Close()
 	}()
 
+	// Catch signals before the banner: a supervisor or script that stops the node as
+	// soon as it reports ready must get a graceful shutdown, not the default exit.
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+
 	source := cfg.path
 	if source == "" {
 		source = "embedded default (no config file found)"
@@ -96,9 +102,6 @@ func serve(ctx context.Context, cfg *Config) error {
 	served := make(chan error, 1)
 	go func() { served <- ep.Serve() }()
 
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM)
-	defer signal.Stop(sigs)
 	if ctx == nil {
 		ctx = context.Background()
 	}
