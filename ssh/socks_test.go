@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"strconv"
@@ -248,5 +249,128 @@ func TestSOCKSProxyNoConnection(t *testing.T) {
 	_, code := socksTalk(t, l.Addr().String(), socks5.Request{Command: socks5.CmdConnect, AddrType: socks5.AddrDomain, Host: "example.com", Port: 80})
 	if code != socks5.GeneralFailure {
 		t.Fatalf("reply %v, want %v", code, socks5.GeneralFailure)
+	}
+}
+
+// runProxy serves proxy on a loopback listener and returns its address and Serve's
+// result.
+func runProxy(t *testing.T, proxy *alkssh.SOCKSProxy) (string, <-chan error) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- proxy.Serve(ctx, l) }()
+	t.Cleanup(cancel)
+	return l.Addr().String(), served
+}
+
+// waitServe returns what Serve returned; it fails the test if Serve keeps running.
+func waitServe(t *testing.T, served <-chan error) error {
+	t.Helper()
+	select {
+	case err := <-served:
+		return err
+	case <-time.After(20 * time.Second):
+		t.Fatal("Serve still runs: the proxy keeps retrying")
+		return nil
+	}
+}
+
+// A key the server does not list is refused for good: Serve stops after one attempt
+// and returns an error wrapping ErrAuthRefused.
+func TestSOCKSProxyUnknownKey(t *testing.T) {
+	listed, unlisted := core.GenerateKey(), core.GenerateKey()
+	addr, hostKey := socksServer(t, forward.Config{Default: "allow"}, coretest.PeerFor("listed", listed, core.ScopeSSHForwardLocal))
+	signer, _ := gossh.NewSignerFromKey(unlisted)
+	var dials atomic.Int32
+	_, served := runProxy(t, &alkssh.SOCKSProxy{
+		MinBackoff: time.Millisecond,
+		Connect: func(ctx context.Context) (*gossh.Client, error) {
+			dials.Add(1)
+			return gossh.Dial("tcp", addr, &gossh.ClientConfig{
+				User: "x", Auth: []gossh.AuthMethod{gossh.PublicKeys(signer)}, HostKeyCallback: gossh.FixedHostKey(hostKey),
+			})
+		},
+	})
+	err := waitServe(t, served)
+	if !errors.Is(err, alkssh.ErrAuthRefused) {
+		t.Fatalf("Serve = %v, want ErrAuthRefused", err)
+	}
+	if n := dials.Load(); n != 1 {
+		t.Fatalf("%d connection attempts, want 1", n)
+	}
+}
+
+// Connect errors that retrying cannot cure stop the proxy: a PermanentError, a node
+// that is not the one asked for.
+func TestSOCKSProxyPermanentErrors(t *testing.T) {
+	cause := errors.New("the key file is gone")
+	for _, tt := range []struct {
+		name string
+		err  error
+		want error
+	}{
+		{"PermanentError", &alkssh.PermanentError{Err: cause}, cause},
+		{"wrapped PermanentError", fmt.Errorf("dial: %w", &alkssh.PermanentError{Err: cause}), cause},
+		{"identity mismatch", fmt.Errorf("dial: %w", core.ErrIdentityMismatch), core.ErrIdentityMismatch},
+		{"auth refused", fmt.Errorf("dial: %w", alkssh.ErrAuthRefused), alkssh.ErrAuthRefused},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var dials atomic.Int32
+			_, served := runProxy(t, &alkssh.SOCKSProxy{
+				MinBackoff: time.Millisecond,
+				Connect: func(ctx context.Context) (*gossh.Client, error) {
+					dials.Add(1)
+					return nil, tt.err
+				},
+			})
+			if err := waitServe(t, served); !errors.Is(err, tt.want) {
+				t.Fatalf("Serve = %v, want %v", err, tt.want)
+			}
+			if n := dials.Load(); n != 1 {
+				t.Fatalf("%d connection attempts, want 1", n)
+			}
+		})
+	}
+}
+
+// A CONNECT that waits for the SSH connection fails as soon as the attempt it waits
+// for fails, long before WaitTimeout.
+func TestSOCKSProxyFailsWithTheAttempt(t *testing.T) {
+	release := make(chan struct{})
+	var dials atomic.Int32
+	p, _ := runProxy(t, &alkssh.SOCKSProxy{
+		WaitTimeout: time.Hour,
+		MinBackoff:  time.Hour, // the CONNECT itself must prompt the next attempt
+		Connect: func(ctx context.Context) (*gossh.Client, error) {
+			if dials.Add(1) == 1 {
+				select { // the first attempt hangs until the test lets it fail
+				case <-release:
+				case <-ctx.Done():
+				}
+			}
+			return nil, errors.New("node unreachable")
+		},
+	})
+	req := socks5.Request{Command: socks5.CmdConnect, AddrType: socks5.AddrDomain, Host: "example.com", Port: 80}
+	go func() {
+		// Let the first attempt fail once the CONNECT below is (most likely) waiting;
+		// if it is not yet, it arrives during the backoff and prompts a new attempt.
+		time.Sleep(100 * time.Millisecond)
+		close(release)
+	}()
+	if _, code := socksTalk(t, p, req); code != socks5.GeneralFailure {
+		t.Fatalf("reply %v, want %v", code, socks5.GeneralFailure)
+	}
+	// During the (hour-long) backoff, a CONNECT prompts a new attempt and fails with it.
+	before := dials.Load()
+	if _, code := socksTalk(t, p, req); code != socks5.GeneralFailure {
+		t.Fatalf("reply %v, want %v", code, socks5.GeneralFailure)
+	}
+	if dials.Load() <= before {
+		t.Fatal("a CONNECT during the backoff did not prompt an attempt")
 	}
 }
