@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime/debug"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -50,10 +51,17 @@ type Server struct {
 
 	mu    sync.Mutex
 	reach map[HashAndFormat]map[Hash]bool // children of public tags
+
+	// onRequest, if set (by tests), sees each request before it is served.
+	onRequest func(*Request)
 }
 
-// NewServer returns a server for store. log may be nil.
+// NewServer returns a server for store. log may be nil; store may not (NewServer
+// panics, so the mistake shows at startup rather than on the first request).
 func NewServer(store *Store, cfg Config, log *slog.Logger) *Server {
+	if store == nil {
+		panic("fs: NewServer: nil store")
+	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -81,6 +89,13 @@ func (s *Server) ServeConn(ctx context.Context, c core.Conn) error {
 		go func() {
 			defer wg.Done()
 			defer st.Close()
+			// A panic here would kill the process: the endpoint recovers only the
+			// handler's own goroutine. It ends just this stream (closed above).
+			defer func() {
+				if r := recover(); r != nil {
+					s.log.Error("fs: request panicked", "peer", c.Peer().Name(), "panic", r, "stack", string(debug.Stack()))
+				}
+			}()
 			if err := s.serveStream(ctx, c, st); err != nil {
 				s.log.Debug("fs: stream ended", "peer", c.Peer().Name(), "err", err)
 			}
@@ -163,6 +178,9 @@ func (s *Server) serveStream(ctx context.Context, c core.Conn, st core.Stream) e
 	if err != nil {
 		w.status(StatusBadRequest, err.Error())
 		return finish(err)
+	}
+	if s.onRequest != nil {
+		s.onRequest(req)
 	}
 	st.SetReadDeadline(time.Time{})
 	peer := c.Peer()

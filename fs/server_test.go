@@ -8,8 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -509,4 +512,75 @@ func TestUploadPinsAgainstGC(t *testing.T) {
 	if ts.store.Has(orphan) {
 		t.Fatal("abandoned upload kept its pin")
 	}
+}
+
+func TestNewServerNilStorePanics(t *testing.T) {
+	defer func() {
+		r := recover()
+		if msg, _ := r.(string); !strings.Contains(msg, "nil store") {
+			t.Fatalf("NewServer(nil): recovered %v, want a panic naming the nil store", r)
+		}
+	}()
+	NewServer(nil, Config{}, nil)
+}
+
+// TestPanickingStreamLeavesServerServing: a request that panics the server ends only
+// its own stream; the connection and the server go on serving, and the panic is
+// logged.
+func TestPanickingStreamLeavesServerServing(t *testing.T) {
+	store := openStore(t)
+	h, pin, err := store.Import(context.Background(), bytes.NewReader([]byte("still here")), -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pin.Release()
+	var logged syncBuffer
+	srv := NewServer(store, Config{}, slog.New(slog.NewTextHandler(&logged, nil)))
+	srv.onRequest = func(req *Request) {
+		if req.Op == OpTagList {
+			panic("boom in a handler")
+		}
+	}
+	mux := core.NewMux()
+	if err := mux.Handle(ALPN, srv); err != nil {
+		t.Fatal(err)
+	}
+	node := coretest.StartNode(t, mux)
+	conn := node.Dial(t, ALPN, core.TransportQUIC, node.Owner)
+	cl := NewConnClient(conn)
+	ctx := context.Background()
+	for range 2 {
+		if _, err := cl.Tags(ctx); err == nil {
+			t.Fatal("a panicking request succeeded")
+		}
+		if ok, err := cl.Has(ctx, h); err != nil || !ok {
+			t.Fatalf("same connection after a panic: %v %v", ok, err)
+		}
+	}
+	// A new connection is served too.
+	c2 := node.Dial(t, ALPN, core.TransportTCP, node.Owner)
+	if ok, err := NewConnClient(c2).Has(ctx, h); err != nil || !ok {
+		t.Fatalf("new connection after a panic: %v %v", ok, err)
+	}
+	if !strings.Contains(logged.String(), "boom in a handler") {
+		t.Fatalf("panic not logged; log:\n%s", logged.String())
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writers (a log).
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
