@@ -142,9 +142,11 @@ func TestPeersReloadAppliesToNextConnection(t *testing.T) {
 }
 
 func TestConnsPerIPLimit(t *testing.T) {
-	n := coretest.StartNode(t, newEchoMux(t), coretest.WithLimits(core.Limits{MaxConnsPerIP: 2}))
 	for _, tr := range coretest.Transports {
 		t.Run(tr, func(t *testing.T) {
+			// A node per transport: the limit counts both, and the slots of the last
+			// subtest's connections come back only once the server has seen them close.
+			n := coretest.StartNode(t, newEchoMux(t), coretest.WithLimits(core.Limits{MaxConnsPerIP: 2}))
 			a := n.Dial(t, echoALPN, tr, nil)
 			b := n.Dial(t, echoALPN, tr, nil)
 			holdOpen(t, a)
@@ -446,4 +448,22 @@ func openFDs(t *testing.T) int {
 		t.Skip("no /proc/self/fd on this system")
 	}
 	return len(ents)
+}
+
+// TestConnsPerIPLimitRefusalOverTCP checks that a TCP client over the per-IP limit
+// learns why from Dial, instead of seeing a bare EOF or connection reset.
+func TestConnsPerIPLimitRefusalOverTCP(t *testing.T) {
+	n := coretest.StartNode(t, newEchoMux(t), coretest.WithLimits(core.Limits{MaxConnsPerIP: 2}))
+	holdOpen(t, n.Dial(t, echoALPN, core.TransportTCP, nil))
+	holdOpen(t, n.Dial(t, echoALPN, core.TransportTCP, n.Owner))
+	for range 3 { // each refusal is clear, and refusing does not use up a slot
+		c, err := dialEcho(n, core.TransportTCP)
+		if err == nil {
+			c.Close(0, "")
+			t.Fatal("third TCP connection from one IP was accepted")
+		}
+		if !errors.Is(err, core.ErrTooManyConnections) {
+			t.Fatalf("err = %v, want ErrTooManyConnections", err)
+		}
+	}
 }

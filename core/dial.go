@@ -88,7 +88,8 @@ func (d *Dialer) Dial(ctx context.Context, addr, alpn string) (Conn, error) {
 			wait = 2 * time.Second
 		}
 		c, qerr := d.dialQUIC(ctx, hostport, tlsCfg, pin, wait)
-		if qerr == nil || errors.Is(qerr, ErrIdentityMismatch) || ctx.Err() != nil || refusedInHandshake(qerr) {
+		if qerr == nil || errors.Is(qerr, ErrIdentityMismatch) || errors.Is(qerr, ErrTooManyConnections) ||
+			ctx.Err() != nil || refusedInHandshake(qerr) {
 			return c, qerr
 		}
 		c, terr := d.dialTCP(ctx, hostport, tlsCfg, pin)
@@ -160,6 +161,10 @@ func (d *Dialer) dialQUIC(ctx context.Context, hostport string, tlsCfg *tls.Conf
 	}
 	qc, err := quic.DialAddr(ctx, hostport, tlsCfg, qcfg)
 	if err != nil {
+		var appErr *quic.ApplicationError
+		if errors.As(err, &appErr) && appErr.Remote && uint64(appErr.ErrorCode) == CodeLimit {
+			return nil, fmt.Errorf("%w (QUIC %s: %w)", ErrTooManyConnections, hostport, err)
+		}
 		return nil, err
 	}
 	return &quicConn{qc: qc, alpn: tlsCfg.NextProtos[0], peer: Peer{RemoteAddr: qc.RemoteAddr(), PublicKey: pin}}, nil
@@ -169,10 +174,26 @@ func (d *Dialer) dialTCP(ctx context.Context, hostport string, tlsCfg *tls.Confi
 	td := tls.Dialer{NetDialer: &net.Dialer{KeepAlive: 15 * time.Second}, Config: tlsCfg}
 	nc, err := td.DialContext(ctx, "tcp", hostport)
 	if err != nil {
+		if refusedForLimit(err) {
+			return nil, fmt.Errorf("%w (TCP %s: %w)", ErrTooManyConnections, hostport, err)
+		}
 		return nil, err
 	}
 	tc := nc.(*tls.Conn)
 	return NewStreamConn(connStream{tc}, tlsCfg.NextProtos[0], Peer{RemoteAddr: tc.RemoteAddr(), PublicKey: pin}, TransportTCP), nil
+}
+
+// accessDenied is the error text crypto/tls gives a received access_denied alert. The
+// alert's own type is unexported and a TCP handshake does not wrap [tls.AlertError],
+// so the text is compared, taken from crypto/tls itself rather than written out.
+var accessDenied = tls.AlertError(49).Error()
+
+// refusedForLimit reports whether a TLS/TCP dial failed on the access_denied alert an
+// endpoint sends in place of a ServerHello when the client's address is over its
+// connection limit (crypto/tls never sends that alert on its own).
+func refusedForLimit(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "remote error" && op.Err != nil && op.Err.Error() == accessDenied
 }
 
 // refusedInHandshake reports whether the server answered over QUIC and refused the

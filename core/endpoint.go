@@ -7,11 +7,13 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"reflect"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -65,6 +67,7 @@ type Endpoint struct {
 	perIP    map[string]int
 	closing  bool
 	closedCh chan struct{}
+	refusing atomic.Int32   // TCP refusals waiting for their client to close
 	loops    sync.WaitGroup // accept loops
 	handlers sync.WaitGroup // connection goroutines
 	closeOne sync.Once
@@ -390,7 +393,11 @@ func (e *Endpoint) handshakeTCP(nc net.Conn) {
 	// is over its limit.
 	ip := ipOf(nc.RemoteAddr())
 	if !e.reserveIP(ip) {
-		nc.Close()
+		if e.isClosing() {
+			nc.Close()
+		} else {
+			e.refuseTCP(nc)
+		}
 		return
 	}
 	reserved := true
@@ -417,6 +424,52 @@ func (e *Endpoint) handshakeTCP(nc net.Conn) {
 		return
 	}
 	e.serveConn(c, nil)
+}
+
+// accessDeniedAlert is a plaintext TLS record (content type alert, legacy version
+// TLS 1.2, length 2) carrying a fatal access_denied alert. Before the ServerHello, alerts
+// travel unencrypted, so it can be written without running crypto/tls, whose server
+// callbacks can only fail a handshake with internal_error.
+var accessDeniedAlert = []byte{21, 3, 3, 0, 2, 2, 49}
+
+// Bounds on telling refused TCP clients why: how long one refusal may wait for the
+// client to close, how much it reads meanwhile, and how many may wait at once.
+const (
+	refuseLinger       = time.Second
+	refuseReadLimit    = 64 << 10
+	maxRefusalsWaiting = 128
+)
+
+// refuseTCP answers a TCP client that is over its per-IP limit with accessDeniedAlert,
+// which the Dialer reports as [ErrTooManyConnections]; QUIC says the same with
+// CodeLimit. No handshake is spent on it. Closing a socket with unread input sends a
+// reset that can overtake the alert, so it half-closes and reads the ClientHello until
+// the client, having read the alert, closes; a flood of refusals beyond
+// maxRefusalsWaiting is closed at once, as before.
+func (e *Endpoint) refuseTCP(nc net.Conn) {
+	defer nc.Close()
+	if e.refusing.Add(1) > maxRefusalsWaiting {
+		e.refusing.Add(-1)
+		return
+	}
+	defer e.refusing.Add(-1)
+	nc.SetDeadline(time.Now().Add(refuseLinger))
+	// Close must not wait out refuseLinger; set after the deadline above, this wins.
+	stop := context.AfterFunc(e.ctx, func() { nc.SetDeadline(time.Now()) })
+	defer stop()
+	if _, err := nc.Write(accessDeniedAlert); err != nil {
+		return
+	}
+	if cw, ok := nc.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+	}
+	io.CopyN(io.Discard, nc, refuseReadLimit)
+}
+
+func (e *Endpoint) isClosing() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.closing
 }
 
 func (e *Endpoint) peerOf(remote net.Addr, certs []*x509.Certificate) Peer {

@@ -103,4 +103,11 @@ var (
 	// ErrServerClosed is returned by [Endpoint.Serve] after Shutdown or Close. It wraps
 	// [net.ErrClosed].
 	ErrServerClosed = fmt.Errorf("core: endpoint closed: %w", net.ErrClosed)
+	// ErrTooManyConnections is returned by [Dialer.Dial] when the node refused the
+	// connection because this address already holds [Limits.MaxConnsPerIP] of them.
+	// Over TLS/TCP the node says so with a TLS access_denied alert in place of its
+	// ServerHello, before any key is proven, so the error cannot be told apart from an
+	// on-path attacker sending the same alert: like any failed dial, it says only that
+	// no connection was made.
+	ErrTooManyConnections = errors.New("core: node refused the connection: too many connections from this address")
 )
