@@ -25,6 +25,9 @@ func (f *clientFlags) register(fs *pflag.FlagSet) {
 // key loads the client key, creating the default one on first use.
 func (f *clientFlags) key() (ed25519.PrivateKey, error) {
 	if f.anonymous {
+		if f.identity != "" {
+			return nil, fmt.Errorf("--anonymous and --identity %s contradict each other: choose one", f.identity)
+		}
 		return nil, nil
 	}
 	if f.identity != "" {

@@ -3,8 +3,10 @@ package main
 import (
 	"crypto/ed25519"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/alkdev/alknet/core"
@@ -40,6 +42,9 @@ and reach it with --identity D/client.key.`,
 
 // initNode writes a new node into dir and returns its address.
 func initNode(dir, listen string) (string, error) {
+	if err := checkListenAddr(listen); err != nil {
+		return "", fmt.Errorf("--listen: %w", err)
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", err
 	}
@@ -92,4 +97,26 @@ func dialableListen(listen string) string {
 		}
 	}
 	return listen
+}
+
+// checkListenAddr accepts HOST:PORT where HOST is empty, an IP address or a host name
+// and PORT a number from 0 to 65535: what serve can listen on.
+func checkListenAddr(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%q: want HOST:PORT, such as 0.0.0.0:4433 or [::]:4433", addr)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("%q: port %q is not a number from 0 to 65535", addr, port)
+	}
+	if host == "" || net.ParseIP(host) != nil {
+		return nil
+	}
+	for _, label := range strings.Split(strings.TrimSuffix(host, "."), ".") {
+		if label == "" || len(label) > 63 || strings.Trim(label, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-") != "" ||
+			label[0] == '-' || label[len(label)-1] == '-' {
+			return fmt.Errorf("%q: %q is neither an IP address nor a host name", addr, host)
+		}
+	}
+	return nil
 }

@@ -71,6 +71,9 @@ nothing yet): git:read git:write msg.`,
 // addPeer appends pc to the config file, after checking that the result is valid, and
 // signals a server running on it. It reports whether a server was signalled.
 func addPeer(path string, pc core.PeerConfig) (bool, error) {
+	if err := checkPeerName(pc.Name); err != nil {
+		return false, err
+	}
 	cfg, err := loadConfig(path)
 	if err != nil {
 		return false, err
@@ -164,4 +167,15 @@ func newPeersListCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&configPath, "config", "", "config file")
 	return cmd
+}
+
+// checkPeerName accepts names that are safe everywhere a name is used: in logs, in
+// forwarding rules, and as a folder name (sftp per_peer).
+func checkPeerName(name string) error {
+	ok := name != "" && len(name) <= 64 && name[0] != '.' && name[0] != '-' &&
+		strings.Trim(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._@-") == ""
+	if !ok {
+		return fmt.Errorf("--name %q: use 1 to 64 letters, digits, '.', '_', '@' or '-', not starting with '.' or '-'", name)
+	}
+	return nil
 }

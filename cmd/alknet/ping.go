@@ -20,6 +20,9 @@ handshake and an echoed round trip on one stream. Exits non-zero if the node
 cannot be reached or its key is not the one the address pins.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if count < 1 {
+				return fmt.Errorf("--count %d: want at least 1", count)
+			}
 			for i := range count {
 				if i > 0 {
 					time.Sleep(time.Second)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -80,15 +81,20 @@ func sshConfig(ctx context.Context, out io.Writer, cf *clientFlags, addr, name s
 		proxy += " --transport " + cf.transport
 	}
 	alias := hostKeyAlias(id)
-	fmt.Fprintf(out, "# alknet node %s at %s\n", id, hostport)
-	fmt.Fprintf(out, "Host %s\n", name)
-	fmt.Fprintf(out, "    ProxyCommand %s\n", proxy)
-	fmt.Fprintf(out, "    IdentityFile %s\n", quoteArg(identity))
-	fmt.Fprintf(out, "    IdentitiesOnly yes\n")
-	fmt.Fprintf(out, "    HostKeyAlias %s\n", alias)
-	fmt.Fprintf(out, "    ServerAliveInterval 30\n")
+	// The block is printed only once everything has worked, so that
+	// "alknet ssh-config ... >> ~/.ssh/config" never appends a node that failed
+	// verification.
+	var block bytes.Buffer
+	fmt.Fprintf(&block, "# alknet node %s at %s\n", id, hostport)
+	fmt.Fprintf(&block, "Host %s\n", name)
+	fmt.Fprintf(&block, "    ProxyCommand %s\n", proxy)
+	fmt.Fprintf(&block, "    IdentityFile %s\n", quoteArg(identity))
+	fmt.Fprintf(&block, "    IdentitiesOnly yes\n")
+	fmt.Fprintf(&block, "    HostKeyAlias %s\n", alias)
+	fmt.Fprintf(&block, "    ServerAliveInterval 30\n")
 	if noHostKey {
-		return nil
+		_, err := out.Write(block.Bytes())
+		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
@@ -115,11 +121,15 @@ func sshConfig(ctx context.Context, out io.Writer, cf *clientFlags, addr, name s
 			f.Close()
 			return err
 		}
-		return f.Close()
+		if err := f.Close(); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprintf(&block, "# for ~/.ssh/known_hosts (fetched over a connection pinned to the node ID):\n")
+		fmt.Fprintf(&block, "# %s", line)
 	}
-	fmt.Fprintf(out, "# for ~/.ssh/known_hosts (fetched over a connection pinned to the node ID):\n")
-	fmt.Fprintf(out, "# %s", line)
-	return nil
+	_, err = out.Write(block.Bytes())
+	return err
 }
 
 // quoteArg quotes s for ssh_config and the shell that runs ProxyCommand, if needed.
