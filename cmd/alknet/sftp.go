@@ -1,7 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"crypto/ed25519"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +14,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/alkdev/alknet/core"
 	alksftp "github.com/alkdev/alknet/sftp"
 	"github.com/pkg/sftp"
 	"github.com/schollz/progressbar/v3"
@@ -24,6 +28,75 @@ import (
 // sftpPartSuffix ends the name of a download in progress; an interrupted get resumes
 // from it.
 const sftpPartSuffix = ".alknet-part"
+
+// sftpMetaSuffix ends the name of the record beside a part file (LOCAL.alknet-part.meta):
+// which remote file the part's bytes came from.
+const sftpMetaSuffix = sftpPartSuffix + ".meta"
+
+// sftpMetaVersion is the format of [sftpPartMeta]; a record of another version is
+// no record.
+const sftpMetaVersion = 1
+
+// sftpVerifyTail is how many of the part's last bytes a resume compares with the
+// remote file: it catches a file replaced by one of the same size and time, which
+// the record alone cannot tell apart.
+const sftpVerifyTail = 256 << 10
+
+// sftpPartMeta is the record a get writes beside its part file before the first byte:
+// the remote file the bytes come from. A later get resumes only when the remote file
+// still matches it, as rsync's quick check and curl's If-Range do.
+type sftpPartMeta struct {
+	Version int    `json:"version"`
+	Node    string `json:"node"`  // the server's node ID, proven in the TLS handshake
+	Path    string `json:"path"`  // the remote path, cleaned
+	Size    int64  `json:"size"`  // bytes
+	MTime   int64  `json:"mtime"` // Unix seconds: SFTP version 3 carries no finer time
+}
+
+// sftpSource describes the remote file st at path remote on node.
+func sftpSource(node, remote string, st fs.FileInfo) sftpPartMeta {
+	return sftpPartMeta{Version: sftpMetaVersion, Node: node, Path: path.Clean("/" + remote),
+		Size: st.Size(), MTime: st.ModTime().Unix()}
+}
+
+// mismatch says why a part recorded as m cannot continue with the file now, or ""
+// when it can.
+func (m sftpPartMeta) mismatch(now sftpPartMeta) string {
+	switch {
+	case m.Node != now.Node || m.Path != now.Path:
+		return fmt.Sprintf("the partial download is of another file (%s on %s)", m.Path, m.Node)
+	case m.Size != now.Size || m.MTime != now.MTime:
+		return fmt.Sprintf("the remote file changed since the partial download (was %d bytes, modified %s; now %d bytes, modified %s)",
+			m.Size, time.Unix(m.MTime, 0).UTC().Format(time.RFC3339), now.Size, time.Unix(now.MTime, 0).UTC().Format(time.RFC3339))
+	}
+	return ""
+}
+
+// writeSFTPPartMeta writes the record m to name, readable by the owner only.
+func writeSFTPPartMeta(name string, m sftpPartMeta) error {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(name, append(b, '\n'), 0o600)
+}
+
+// readSFTPPartMeta reads the record at name; a missing, unreadable or foreign record
+// is an error.
+func readSFTPPartMeta(name string) (sftpPartMeta, error) {
+	var m sftpPartMeta
+	b, err := os.ReadFile(name)
+	if err != nil {
+		return m, err
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return m, err
+	}
+	if m.Version != sftpMetaVersion {
+		return m, fmt.Errorf("version %d, want %d", m.Version, sftpMetaVersion)
+	}
+	return m, nil
+}
 
 // sftpMaxData is the read and write size the client asks for: what the alknet server
 // (and OpenSSH's sftp-server) accepts.
@@ -52,9 +125,12 @@ key (--identity) must hold sftp:read to read and sftp:write to write.
   alknet sftp get <node-id>@host:4433 /remote/file local-file
   alknet sftp put <node-id>@host:4433 local-file /remote/file
 
-A get writes to LOCAL.alknet-part and renames it when complete; run the same get
-again after an interruption and it resumes where it stopped. A put replaces the
-remote file only once it is complete.
+A get writes to LOCAL.alknet-part (readable by you only) and renames it when
+complete; run the same get again after an interruption and it resumes where it
+stopped, if the remote file is still the one it was downloading (see "alknet sftp
+get --help"). A put always sends the whole file, and the server replaces the remote
+file only once it is complete: an interrupted put leaves the old file, never half
+of the new one.
 
 Stock OpenSSH clients reach the same folder through SSH (scope ssh:sftp):
   sftp -o ProxyCommand='alknet connect ADDR --alpn alknet/ssh' alknet`,
@@ -69,14 +145,32 @@ func newSFTPGetCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "get ADDR REMOTE LOCAL",
 		Short: "Download REMOTE to LOCAL (resuming an interrupted download)",
-		Args:  cobra.ExactArgs(3),
+		Long: `Download REMOTE to LOCAL (or into LOCAL, a folder).
+
+The bytes go to LOCAL.alknet-part, readable by you only, which becomes LOCAL when
+complete; LOCAL gets the remote file's modification time, and may be read by others
+as far as the remote file lets them (at most rw-r--r--). Before the first byte the
+get records which file it is downloading in LOCAL.alknet-part.meta: the node's ID,
+the remote path, the file's size and its modification time (whole seconds, as
+SFTP carries it).
+
+Run the same get again after an interruption and it resumes from the part only when
+the remote file is still that one: the same node, path, size and modification time
+(the check rsync makes), and the part's last 256 KiB equal to the remote file's at the
+same offset. On any difference, or with no record (a part from an older alknet, a
+damaged record), it discards the part, says "not resuming ...: why; starting over"
+and downloads from the first byte. A file that changes while it downloads fails the
+get and its part is dropped, so that the next run starts over. A different file of
+the same size and modification time (to the second) whose bytes differ only before
+the part's last 256 KiB cannot be told apart: use --no-resume when that may happen.`,
+		Args: cobra.ExactArgs(3),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, done, err := f.connect(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
 			defer done()
-			return sftpGet(c, args[1], args[2], !noResume, f.bar(cmd))
+			return sftpGet(c.Client, c.node, args[1], args[2], !noResume, cmd.ErrOrStderr(), f.bar(cmd))
 		},
 	}
 	f.register(cmd)
@@ -96,7 +190,7 @@ func newSFTPPutCmd() *cobra.Command {
 				return err
 			}
 			defer done()
-			return sftpPut(c, args[1], args[2], f.bar(cmd))
+			return sftpPut(c.Client, args[1], args[2], f.bar(cmd))
 		},
 	}
 	f.register(cmd)
@@ -119,15 +213,22 @@ func newSFTPLsCmd() *cobra.Command {
 				return err
 			}
 			defer done()
-			return sftpLs(c, p, cmd.OutOrStdout())
+			return sftpLs(c.Client, p, cmd.OutOrStdout())
 		},
 	}
 	f.register(cmd)
 	return cmd
 }
 
+// sftpSession is an SFTP session on the alknet/sftp ALPN.
+type sftpSession struct {
+	*sftp.Client
+	// node is the server's node ID, as its key proved in the TLS handshake.
+	node string
+}
+
 // connect opens an SFTP session on the alknet/sftp ALPN.
-func (f *sftpFlags) connect(ctx context.Context, addr string) (*sftp.Client, func(), error) {
+func (f *sftpFlags) connect(ctx context.Context, addr string) (*sftpSession, func(), error) {
 	if f.requests < 1 {
 		return nil, nil, fmt.Errorf("--requests %d: want at least 1", f.requests)
 	}
@@ -158,7 +259,11 @@ func (f *sftpFlags) connect(ctx context.Context, addr string) (*sftp.Client, fun
 		conn.Close(0, "")
 		return nil, nil, fmt.Errorf("sftp session refused (the key needs the scope sftp:read or sftp:write): %w", err)
 	}
-	return c, func() {
+	var node string
+	if pub, ok := conn.Peer().PublicKey.(ed25519.PublicKey); ok {
+		node = string(core.NodeIDOf(pub))
+	}
+	return &sftpSession{Client: c, node: node}, func() {
 		c.Close()
 		st.Close()
 		conn.Close(0, "")
@@ -182,9 +287,13 @@ func (f *sftpFlags) bar(cmd *cobra.Command) func(total int64, desc string) *prog
 
 type barFunc = func(total int64, desc string) *progressbar.ProgressBar
 
-// sftpGet downloads remote to local through local+".alknet-part", resuming from the
-// part file when resume is set and the part is no longer than the remote file.
-func sftpGet(c *sftp.Client, remote, local string, resume bool, newBar barFunc) error {
+// sftpGet downloads remote to local through local+".alknet-part". Before the first
+// byte it records the remote file (node, path, size, modification time) in
+// local+".alknet-part.meta". With resume set, an existing part continues only when that
+// record matches the remote file now and the part's last bytes match the remote's;
+// otherwise the part is discarded with a notice on notices, so that the result is
+// never a mix of two files.
+func sftpGet(c *sftp.Client, node, remote, local string, resume bool, notices io.Writer, newBar barFunc) error {
 	rf, err := c.Open(remote)
 	if err != nil {
 		return fmt.Errorf("remote %s: %w", remote, err)
@@ -200,18 +309,38 @@ func sftpGet(c *sftp.Client, remote, local string, resume bool, newBar barFunc) 
 	if lst, err := os.Stat(local); err == nil && lst.IsDir() {
 		local = filepath.Join(local, path.Base(remote))
 	}
-	part := local + sftpPartSuffix
-	var off int64
-	if pst, err := os.Stat(part); err == nil && resume && pst.Mode().IsRegular() && pst.Size() <= st.Size() {
-		off = pst.Size()
-	}
-	lf, err := os.OpenFile(part, os.O_WRONLY|os.O_CREATE, 0o644)
+	part, metaName := local+sftpPartSuffix, local+sftpMetaSuffix
+	src := sftpSource(node, remote, st)
+	lf, err := os.OpenFile(part, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return err
 	}
 	defer lf.Close()
-	if err := lf.Truncate(off); err != nil {
+	// A part left by an older alknet may be 0644: the bytes are the remote file's,
+	// which may be private.
+	if err := lf.Chmod(0o600); err != nil {
 		return err
+	}
+	var off int64
+	if resume {
+		why, err := sftpResumable(rf, lf, metaName, src)
+		if err != nil {
+			return err
+		}
+		if pst, err := lf.Stat(); err == nil && why == "" {
+			off = pst.Size()
+		} else if err == nil && pst.Size() > 0 {
+			fmt.Fprintf(notices, "not resuming %s: %s; starting over\n", remote, why)
+		}
+	}
+	if off == 0 {
+		// Start over: the record first, so that no byte lands in a part without one.
+		if err := lf.Truncate(0); err != nil {
+			return err
+		}
+		if err := writeSFTPPartMeta(metaName, src); err != nil {
+			return fmt.Errorf("recording the download's source: %w", err)
+		}
 	}
 	if _, err := lf.Seek(off, io.SeekStart); err != nil {
 		return err
@@ -226,14 +355,29 @@ func sftpGet(c *sftp.Client, remote, local string, resume bool, newBar barFunc) 
 		defer bar.Finish()
 		w = io.MultiWriter(lf, bar)
 	} else if off > 0 {
-		fmt.Fprintf(os.Stderr, "resuming %s at byte %d of %d\n", remote, off, st.Size())
+		fmt.Fprintf(notices, "resuming %s at byte %d of %d\n", remote, off, st.Size())
 	}
 	n, err := rf.WriteTo(w)
 	if err != nil {
 		return fmt.Errorf("get %s: %w (run the same command again to resume)", remote, err)
 	}
-	if off+n != st.Size() {
-		return fmt.Errorf("get %s: got %d of %d bytes (the file changed? run again with --no-resume)", remote, off+n, st.Size())
+	// The remote file changed under the download (in place: an upload through SFTP
+	// replaces it, and this handle keeps the old one): what arrived may be a mix.
+	// Discard it so that the next run starts over.
+	now, err := rf.Stat()
+	if err != nil {
+		return fmt.Errorf("get %s: %w (run the same command again to resume)", remote, err)
+	}
+	if off+n != st.Size() || src.mismatch(sftpSource(node, remote, now)) != "" {
+		lf.Close()
+		os.Remove(part)
+		os.Remove(metaName)
+		return fmt.Errorf("get %s: the remote file changed during the download (got %d bytes of %d); run again to start over", remote, off+n, st.Size())
+	}
+	// The part stayed private while incomplete; the finished file may be read by
+	// others as far as the remote file lets them (at most rw-r--r--).
+	if err := lf.Chmod(0o600 | st.Mode().Perm()&0o044); err != nil {
+		return err
 	}
 	if err := lf.Sync(); err != nil {
 		return err
@@ -242,7 +386,55 @@ func sftpGet(c *sftp.Client, remote, local string, resume bool, newBar barFunc) 
 		return err
 	}
 	os.Chtimes(part, st.ModTime(), st.ModTime())
-	return os.Rename(part, local)
+	if err := os.Rename(part, local); err != nil {
+		return err
+	}
+	// After the rename: a crash between the two leaves a record without a part, which
+	// the next get overwrites; the other order could strand a part without a record.
+	if err := os.Remove(metaName); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// sftpResumable says why the part lf cannot continue the download of the remote file
+// rf described by src, or "" when it can: the record at metaName must match src, the
+// part be no longer than the file, and its last bytes equal the file's.
+func sftpResumable(rf *sftp.File, lf *os.File, metaName string, src sftpPartMeta) (string, error) {
+	pst, err := lf.Stat()
+	if err != nil {
+		return "", err
+	}
+	if !pst.Mode().IsRegular() {
+		return "the partial download is not a regular file", nil
+	}
+	m, err := readSFTPPartMeta(metaName)
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return fmt.Sprintf("no record of which file the partial download is (%s: %v)", filepath.Base(metaName), err), nil
+	}
+	if why := m.mismatch(src); why != "" {
+		return why, nil
+	}
+	size := pst.Size()
+	if size > src.Size {
+		return "the partial download is longer than the remote file", nil
+	}
+	k := min(size, sftpVerifyTail)
+	have, want := make([]byte, k), make([]byte, k)
+	if _, err := lf.ReadAt(have, size-k); err != nil {
+		return "", fmt.Errorf("reading %s: %w", lf.Name(), err)
+	}
+	if _, err := rf.ReadAt(want, size-k); err != nil {
+		return "", fmt.Errorf("remote %s: %w", src.Path, err)
+	}
+	if !bytes.Equal(have, want) {
+		return fmt.Sprintf("the partial download's last %d bytes differ from the remote file's", k), nil
+	}
+	return "", nil
 }
 
 // sftpPut uploads local to remote; the server replaces remote only once complete.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -559,6 +560,13 @@ func TestSFTPCLIResume(t *testing.T) {
 	if _, err := os.Stat(local); !os.IsNotExist(err) {
 		t.Fatalf("the interrupted download already holds the final name: %v", err)
 	}
+	if st.Mode().Perm() != 0o600 {
+		t.Errorf("part file mode %v, want 0600", st.Mode().Perm())
+	}
+	meta := local + ".alknet-part.meta"
+	if mst, err := os.Stat(meta); err != nil || mst.Mode().Perm() != 0o600 {
+		t.Errorf("no private record beside the part: %v", err)
+	}
 	out, errOut, code := runTool(t, n.Env, nil, n.Bin, "sftp", "get", n.Addr, "/big", local, "--identity", n.keys["ro"])
 	if code != 0 {
 		t.Fatalf("resumed get: %d %s %s", code, out, errOut)
@@ -567,8 +575,17 @@ func TestSFTPCLIResume(t *testing.T) {
 		t.Errorf("the second get did not resume at %d: %q", cut, errOut)
 	}
 	cmpFiles(t, remote, local)
-	if _, err := os.Stat(part); !os.IsNotExist(err) {
-		t.Errorf("part file left: %v", err)
+	for _, f := range []string{part, meta} {
+		if _, err := os.Stat(f); !os.IsNotExist(err) {
+			t.Errorf("%s left: %v", filepath.Base(f), err)
+		}
+	}
+	lst, err := os.Stat(local)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rst, err := os.Stat(remote); err == nil && lst.Mode().Perm() != 0o600|rst.Mode().Perm()&0o044 {
+		t.Errorf("the finished file's mode %v, for a remote %v", lst.Mode().Perm(), rst.Mode().Perm())
 	}
 }
 
@@ -674,5 +691,106 @@ func TestSFTPInterruptedPut(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(good); string(b) != "the good version" {
 		t.Fatalf("the good file was replaced: %d bytes", len(b))
+	}
+}
+
+// TestSFTPCLIResumeCheck: a get resumes from LOCAL.alknet-part only when the record
+// beside it names the same remote file (node, path, size, modification time) and the
+// part's last bytes match the remote file's; otherwise it starts over, says so, and
+// never leaves a mix of two files. The interrupted download is set up by hand: a part
+// file holding the first bytes of the old file, and (or not) its record.
+func TestSFTPCLIResumeCheck(t *testing.T) {
+	n := startSFTPNode(t, "")
+	os.MkdirAll(n.root, 0o700)
+	node, _, _ := strings.Cut(n.Addr, "@")
+	const size, cut = 3<<20 + 7, 1<<20 + 3
+	random := func(size int) []byte {
+		b := make([]byte, size)
+		rand.Read(b)
+		return b
+	}
+	old := random(size)
+	oldTime := time.Unix(1700000000, 0)
+	newTime := oldTime.Add(time.Hour)
+	oldMeta := func(remote string) *sftpPartMeta {
+		return &sftpPartMeta{Version: 1, Node: node, Path: remote, Size: size, MTime: oldTime.Unix()}
+	}
+	flipped := bytes.Clone(old)
+	flipped[cut-10] ^= 1 // same size and time; differs in the part's last bytes
+	appended := append(bytes.Clone(old), random(1000)...)
+	otherNode := core.NodeIDOf(core.GenerateKey().Public().(ed25519.PublicKey))
+	tests := []struct {
+		name    string
+		remote  []byte    // the remote file at the second get
+		mtime   time.Time // its modification time
+		meta    func(remote string) *sftpPartMeta
+		rawMeta string // instead of meta: the record's bytes
+		resume  bool
+		notice  string // in the notice of starting over
+	}{
+		{name: "unchanged", remote: old, mtime: oldTime, meta: oldMeta, resume: true},
+		{name: "same-size-new-content-and-time", remote: random(size), mtime: newTime, meta: oldMeta, notice: "changed"},
+		{name: "larger", remote: random(size + 1000), mtime: newTime, meta: oldMeta, notice: "changed"},
+		{name: "appended-new-time", remote: appended, mtime: newTime, meta: oldMeta, notice: "changed"},
+		{name: "smaller", remote: random(size - 1000), mtime: newTime, meta: oldMeta, notice: "changed"},
+		{name: "same-size-and-time-other-bytes", remote: flipped, mtime: oldTime, meta: oldMeta, notice: "differ"},
+		{name: "no-record", remote: old, mtime: oldTime, notice: "no record"},
+		{name: "garbled-record", remote: old, mtime: oldTime, rawMeta: "{\"version\":1,", notice: "no record"},
+		{name: "empty-record", remote: old, mtime: oldTime, rawMeta: "", notice: "no record"},
+		{name: "other-path", remote: old, mtime: oldTime, notice: "another file", meta: func(string) *sftpPartMeta {
+			return oldMeta("/elsewhere")
+		}},
+		{name: "other-node", remote: old, mtime: oldTime, notice: "another file", meta: func(remote string) *sftpPartMeta {
+			m := oldMeta(remote)
+			m.Node = string(otherNode)
+			return m
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			remote := "/" + tt.name
+			rfile := filepath.Join(n.root, tt.name)
+			if err := os.WriteFile(rfile, tt.remote, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chtimes(rfile, tt.mtime, tt.mtime); err != nil {
+				t.Fatal(err)
+			}
+			local := filepath.Join(t.TempDir(), "out")
+			part, meta := local+".alknet-part", local+".alknet-part.meta"
+			if err := os.WriteFile(part, old[:cut], 0o600); err != nil {
+				t.Fatal(err)
+			}
+			switch {
+			case tt.meta != nil:
+				if err := writeSFTPPartMeta(meta, *tt.meta(remote)); err != nil {
+					t.Fatal(err)
+				}
+			case tt.notice == "no record" && tt.name != "no-record":
+				if err := os.WriteFile(meta, []byte(tt.rawMeta), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			out, errOut, code := runTool(t, n.Env, nil, n.Bin, "sftp", "get", n.Addr, remote, local, "--identity", n.keys["ro"])
+			if code != 0 {
+				t.Fatalf("get: exit %d %s %s", code, out, errOut)
+			}
+			t.Logf("stderr: %s", errOut)
+			cmpFiles(t, rfile, local)
+			resumed := strings.Contains(errOut, fmt.Sprintf("resuming %s at byte %d", remote, cut))
+			if resumed != tt.resume {
+				t.Errorf("resumed %v, want %v: %q", resumed, tt.resume, errOut)
+			}
+			if !tt.resume {
+				if want := "not resuming " + remote + ": "; !strings.Contains(errOut, want) || !strings.Contains(errOut, tt.notice) || !strings.Contains(errOut, "starting over") {
+					t.Errorf("no notice %q...%q...starting over: %q", want, tt.notice, errOut)
+				}
+			}
+			for _, f := range []string{part, meta} {
+				if _, err := os.Stat(f); !errors.Is(err, fs.ErrNotExist) {
+					t.Errorf("%s left behind: %v", filepath.Base(f), err)
+				}
+			}
+		})
 	}
 }
