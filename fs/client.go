@@ -44,14 +44,22 @@ type Client struct {
 // NewClient returns a client that connects with dial, for example
 //
 //	fs.NewClient(func(ctx context.Context) (core.Conn, error) { return d.Dial(ctx, addr, fs.ALPN) })
+//
+// dial must not be nil (NewClient panics).
 func NewClient(dial func(ctx context.Context) (core.Conn, error)) *Client {
+	if dial == nil {
+		panic("fs: NewClient: nil dial function")
+	}
 	return &Client{dial: dial}
 }
 
 // NewConnClient returns a client over an open connection; when the connection cannot
 // open another stream, requests fail (the client never closes c except in
-// [Client.Close]).
+// [Client.Close]). c must not be nil (NewConnClient panics).
 func NewConnClient(c core.Conn) *Client {
+	if c == nil {
+		panic("fs: NewConnClient: nil connection")
+	}
 	return &Client{conn: c}
 }
 
@@ -377,6 +385,9 @@ func (u *Upload) Add(r io.Reader, size int64, format Format) (Hash, error) {
 	}
 	if size < 0 {
 		return Hash{}, errors.New("fs: upload needs the size up front")
+	}
+	if r == nil {
+		return Hash{}, errors.New("fs: upload: nil reader")
 	}
 	var hdr [10]byte
 	hdr[0] = itemBlob

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -121,4 +122,41 @@ func fetchAllCtx(ctx context.Context, src Source, h Hash) ([]byte, uint64, error
 		return nil
 	})
 	return buf.Bytes(), size, err
+}
+
+func TestNilArgumentsFailClearly(t *testing.T) {
+	for name, f := range map[string]func(){
+		"NewClient":     func() { NewClient(nil) },
+		"NewConnClient": func() { NewConnClient(nil) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			defer func() {
+				if msg, _ := recover().(string); !strings.Contains(msg, "nil") || !strings.Contains(msg, name) {
+					t.Fatalf("%s(nil) did not panic with a clear message: %q", name, msg)
+				}
+			}()
+			f()
+		})
+	}
+	s := openStore(t)
+	ctx := context.Background()
+	for _, size := range []int64{-1, 0, 10, 40000} {
+		if _, _, err := s.Import(ctx, nil, size); err == nil || !strings.Contains(err.Error(), "nil reader") {
+			t.Fatalf("Import of a nil reader, size %d: %v", size, err)
+		}
+	}
+	b := s.NewBatch(ctx)
+	defer b.Close()
+	if _, err := b.Add(nil, 10, FormatRaw); err == nil {
+		t.Fatal("Batch.Add of a nil reader succeeded")
+	}
+	ts := startServer(t, Config{})
+	u, err := ts.client(t, core.TransportQUIC, ts.node.Owner).NewUpload(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.Close()
+	if _, err := u.Add(nil, 10, FormatRaw); err == nil || !strings.Contains(err.Error(), "nil reader") {
+		t.Fatalf("Upload.Add of a nil reader: %v", err)
+	}
 }

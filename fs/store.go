@@ -286,6 +286,9 @@ func (c ctxReader) Read(p []byte) (int, error) {
 // its hash and a pin that keeps it from garbage collection until released. If r ends
 // early, ctx ends or the store is closed, nothing is stored.
 func (s *Store) Import(ctx context.Context, r io.Reader, size int64) (Hash, *TempPin, error) {
+	if r == nil {
+		return Hash{}, nil, errors.New("fs: import: nil reader")
+	}
 	if err := s.checkOpen("import"); err != nil {
 		return Hash{}, nil, err
 	}
