@@ -160,7 +160,7 @@ func (p *SOCKSProxy) supervise(ctx context.Context, log *slog.Logger) (err error
 				return nil
 			}
 			if perr := permanent(err); perr != nil {
-				log.Error("socks: ssh connection refused; stopping", "err", perr)
+				log.Info("socks: ssh connection refused for good; stopping", "err", perr)
 				return perr
 			}
 			log.Warn("socks: ssh connection failed; retrying", "err", err, "in", backoff)
