@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -34,7 +36,10 @@ The node must list the identity (--identity, default ~/.config/alknet/client.key
 a peer with ssh:forward:local, and its [ssh.forward] rules decide which targets are
 allowed: a refused target answers "connection not allowed by ruleset", a failed
 connection "connection refused". When the connection to the node drops, it
-reconnects with backoff (0.5s doubling up to 30s).
+reconnects with backoff (0.5s doubling up to 30s); a SOCKS client arriving meanwhile
+waits for the next attempt, at most 10s, and gets "general failure" if there is still
+no connection. If the node refuses the key, or ADDR's node ID is not the node's, it
+says so and exits with status 1: retrying cannot help.
 
 The node's SSH host key is accepted as it comes: the SSH connection runs inside a
 TLS/QUIC connection that already pinned the node ID from ADDR, so only that node can
@@ -66,6 +71,12 @@ func runSOCKS(ctx context.Context, cf *clientFlags, addr, listen string, verbose
 	if err != nil {
 		return err
 	}
+	keyFile := cf.identity
+	if keyFile == "" {
+		if keyFile, err = defaultIdentityPath(); err != nil {
+			return err
+		}
+	}
 	signer, err := gossh.NewSignerFromKey(key)
 	if err != nil {
 		return err
@@ -90,7 +101,24 @@ func runSOCKS(ctx context.Context, cf *clientFlags, addr, listen string, verbose
 			return socksDial(ctx, d, addr, signer)
 		},
 	}
-	return proxy.Serve(ctx, l)
+	return socksStopped(proxy.Serve(ctx, l), addr, keyFile, key)
+}
+
+// socksStopped turns the permanent failures that stop the proxy into what to do about
+// them.
+func socksStopped(err error, addr, keyFile string, key ed25519.PrivateKey) error {
+	switch {
+	case errors.Is(err, ssh.ErrAuthRefused):
+		id := core.NodeIDOf(key.Public().(ed25519.PublicKey))
+		return fmt.Errorf(`node %s refused the key %s (node ID %s): the node does not list it as a peer.
+On the node, add it with the scope socks needs:
+  alknet peers add --config <node's alknet.toml> --name <name> --key %s --scope ssh:forward:local
+(%w)`, addr, keyFile, id, id, err)
+	case errors.Is(err, core.ErrIdentityMismatch):
+		_, hostPort, _ := strings.Cut(addr, "@")
+		return fmt.Errorf(`the node at %s has another node ID than the one in %s: check ADDR (the node prints it as "alknet serving <node-id>@host:port") (%w)`, hostPort, addr, err)
+	}
+	return err
 }
 
 // socksDial opens an SSH client connection to addr over one alknet/ssh stream.
@@ -119,7 +147,7 @@ func socksDial(ctx context.Context, d *core.Dialer, addr string, signer gossh.Si
 	})
 	if err != nil {
 		c.Close(0, "")
-		return nil, fmt.Errorf("ssh: %w", err)
+		return nil, err
 	}
 	nc.SetDeadline(time.Time{})
 	client := gossh.NewClient(sc, chans, reqs)

@@ -1,12 +1,20 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/alkdev/alknet/core"
 )
 
 // "alknet socks" end to end: curl through the local SOCKS5 proxy, over one SSH
@@ -112,4 +120,65 @@ func TestSOCKSCommandReconnects(t *testing.T) {
 		t.Fatalf("after the restart: exit %d: %s\nsocks: %s", code, errs, p.stderr.String())
 	}
 	fwdSameBody(t, "after the restart", body, web.body)
+}
+
+// runSOCKSUntilExit runs "alknet socks" with args and waits for it to exit by itself:
+// it fails the test if the command still runs after a minute.
+func runSOCKSUntilExit(t *testing.T, n *testNode, args ...string) (stderr string, code int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, n.Bin, append([]string{"socks"}, args...)...)
+	cmd.Env = n.Env
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	err := cmd.Run()
+	if ctx.Err() != nil {
+		t.Fatalf("alknet socks still ran after a minute (it should give up):\n%s", errb.String())
+	}
+	if _, ok := err.(*exec.ExitError); err != nil && !ok {
+		t.Fatal(err)
+	}
+	return errb.String(), cmd.ProcessState.ExitCode()
+}
+
+// A key the node does not list is refused for good: "alknet socks" says which key,
+// how to list it, and exits non-zero instead of retrying forever. So does a node ID
+// that is not the node's.
+func TestSOCKSCommandRefused(t *testing.T) {
+	n := startNode(t, "")
+	k := core.GenerateKey()
+	keyFile := filepath.Join(t.TempDir(), "stranger.key")
+	if err := core.WriteKeyFile(keyFile, k, "stranger"); err != nil {
+		t.Fatal(err)
+	}
+	id := string(core.NodeIDOf(k.Public().(ed25519.PublicKey)))
+
+	t.Run("unlisted key", func(t *testing.T) {
+		errs, code := runSOCKSUntilExit(t, n, n.Addr, "--listen", "127.0.0.1:0", "--identity", keyFile)
+		if code == 0 {
+			t.Fatalf("exit 0:\n%s", errs)
+		}
+		for _, want := range []string{"refused", keyFile, id, "alknet peers add", "--key " + id, "ssh:forward:local"} {
+			if !strings.Contains(errs, want) {
+				t.Errorf("no %q in:\n%s", want, errs)
+			}
+		}
+		if strings.Contains(errs, "retrying") {
+			t.Errorf("it retried a refused key:\n%s", errs)
+		}
+	})
+	t.Run("wrong node ID", func(t *testing.T) {
+		wrong := id + "@" + n.HostPort // the stranger's ID, not the node's
+		errs, code := runSOCKSUntilExit(t, n, wrong, "--listen", "127.0.0.1:0", "--identity", n.ClientKey)
+		if code == 0 {
+			t.Fatalf("exit 0:\n%s", errs)
+		}
+		if !strings.Contains(errs, "node ID") || !strings.Contains(errs, n.HostPort) {
+			t.Errorf("no node ID mismatch message naming %s in:\n%s", n.HostPort, errs)
+		}
+		if strings.Contains(errs, "retrying") {
+			t.Errorf("it retried a wrong node:\n%s", errs)
+		}
+	})
 }
