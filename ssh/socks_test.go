@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -372,5 +373,15 @@ func TestSOCKSProxyFailsWithTheAttempt(t *testing.T) {
 	}
 	if dials.Load() <= before {
 		t.Fatal("a CONNECT during the backoff did not prompt an attempt")
+	}
+}
+
+// A Connect that panics stops the proxy with an error rather than the process.
+func TestSOCKSProxyConnectPanics(t *testing.T) {
+	_, served := runProxy(t, &alkssh.SOCKSProxy{Connect: func(ctx context.Context) (*gossh.Client, error) {
+		panic("connect bug")
+	}})
+	if err := waitServe(t, served); err == nil || !strings.Contains(err.Error(), "connect bug") {
+		t.Fatalf("Serve = %v, want the panic as an error", err)
 	}
 }
