@@ -12,6 +12,8 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/alkdev/alknet/core"
@@ -375,8 +377,9 @@ func sftpGet(c *sftp.Client, node, remote, local string, resume bool, notices io
 		return fmt.Errorf("get %s: the remote file changed during the download (got %d bytes of %d); run again to start over", remote, off+n, st.Size())
 	}
 	// The part stayed private while incomplete; the finished file may be read by
-	// others as far as the remote file lets them (at most rw-r--r--).
-	if err := lf.Chmod(0o600 | st.Mode().Perm()&0o044); err != nil {
+	// others as far as the remote file and the user's umask both let them (at most
+	// rw-r--r--), as scp and sftp do.
+	if err := lf.Chmod((0o600 | st.Mode().Perm()&0o044) &^ currentUmask()); err != nil {
 		return err
 	}
 	if err := lf.Sync(); err != nil {
@@ -514,4 +517,20 @@ func sftpLs(c *sftp.Client, p string, out io.Writer) error {
 		fmt.Fprintf(out, "%s %12d %s %s\n", e.Mode(), e.Size(), e.ModTime().UTC().Format("2006-01-02 15:04"), name)
 	}
 	return nil
+}
+
+// currentUmask is the process's file mode creation mask, read from /proc (Linux) so
+// that it is not changed, even for a moment; elsewhere the common 022 is assumed.
+func currentUmask() os.FileMode {
+	b, err := os.ReadFile("/proc/self/status")
+	if err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "Umask:"); ok {
+				if m, err := strconv.ParseUint(strings.TrimSpace(v), 8, 32); err == nil {
+					return os.FileMode(m) & os.ModePerm
+				}
+			}
+		}
+	}
+	return 0o022
 }
