@@ -8,6 +8,10 @@
 // arrives, whole or by byte ranges: a corrupt byte, on disk or in transit, stops the
 // transfer within one group, with a [*VerifyError] naming the offset, and no
 // unverified byte is ever handed on.
+// A blob whose files in the store do not fit together (a missing or cut outboard, a
+// data file that grew or shrank) is refused before any byte is sent, with an error
+// wrapping [ErrCorrupt] that names the blob and the problem (a [*RemoteError] from a
+// server).
 //
 // # The store
 //

@@ -291,15 +291,24 @@ func (s *Server) replyErr(w streamWriter, err error) {
 
 // sendBlob writes one blob's response: a status, then the encoding.
 func (s *Server) sendBlob(w streamWriter, h Hash, rs RangeSet) error {
-	if !s.store.Has(h) {
+	b, err := s.store.openBlob(h)
+	switch {
+	case errors.Is(err, ErrNotFound):
 		return w.status(StatusNotFound, fmt.Sprintf("blob %s is not in the store", h))
+	case errors.Is(err, ErrCorrupt):
+		s.log.Error("fs: damaged blob in the store", "err", err)
+		return w.status(StatusError, err.Error())
+	case err != nil:
+		s.log.Warn("fs: request failed", "err", err)
+		return w.status(StatusError, err.Error())
 	}
+	defer b.Close()
 	if err := w.status(StatusOK, ""); err != nil {
 		return err
 	}
 	// After the status, a failure can only end the stream: the client sees a short
 	// read and keeps what it verified.
-	return s.store.writeEncoded(w, h, rs)
+	return encodeBlob(w, b, rs)
 }
 
 // checkFormat checks that a collection or hash sequence parses and that its children

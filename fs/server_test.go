@@ -584,3 +584,80 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// TestDamagedBlobFilesReported: a blob whose files in the store do not fit together is
+// refused before any byte is sent, with an error naming the blob and the problem,
+// locally (ErrCorrupt) and remotely (a RemoteError with StatusError).
+func TestDamagedBlobFilesReported(t *testing.T) {
+	ts := startServer(t, Config{})
+	c := NewConnClient(ts.node.Dial(t, ALPN, core.TransportQUIC, ts.node.Owner))
+	ctx := context.Background()
+	appendTo := func(path string, n int) {
+		f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if _, err := f.Write(make([]byte, n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	truncate := func(path string, n int64) {
+		if err := os.Truncate(path, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, tc := range []struct {
+		name    string
+		size    int
+		damage  func(data, outboard string)
+		problem string
+	}{
+		{"outboard missing", 100000, func(_, ob string) { os.Remove(ob) }, "outboard"},
+		{"outboard truncated", 100000, func(_, ob string) { truncate(ob, 100) }, "outboard"},
+		{"outboard header cut", 100000, func(_, ob string) { truncate(ob, 3) }, "outboard"},
+		{"data appended", 60000, func(d, _ string) { appendTo(d, 5) }, "60005"},
+		{"data truncated", 50000, func(d, _ string) { truncate(d, 30000) }, "30000"},
+		{"data truncated below a group", 50000, func(d, _ string) { truncate(d, 1000) }, "1000"},
+		{"small blob grown past a group", 1000, func(d, _ string) { appendTo(d, 20000) }, "outboard"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			data := testData(tc.size, uint64(100+i))
+			h, pin, err := ts.store.Import(ctx, bytes.NewReader(data), int64(len(data)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			pin.Release()
+			tc.damage(ts.store.dataPath(h), ts.store.outboardPath(h))
+			names := func(what string, err error) {
+				t.Helper()
+				if msg := err.Error(); !strings.Contains(msg, h.String()) || !strings.Contains(msg, tc.problem) {
+					t.Fatalf("%s: %q does not name the blob and %q", what, msg, tc.problem)
+				}
+			}
+
+			var local bytes.Buffer
+			_, err = ts.store.Get(h, All(), &local)
+			if !errors.Is(err, ErrCorrupt) || local.Len() != 0 {
+				t.Fatalf("local get: %v after %d bytes, want ErrCorrupt before any", err, local.Len())
+			}
+			names("local get", err)
+			if err := ts.store.Verify(h); !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("verify: %v", err)
+			}
+
+			for _, rs := range []RangeSet{All(), {{0, 10}}} {
+				got, _, err := fetchAll(t, c, h, rs)
+				var re *RemoteError
+				if !errors.As(err, &re) || re.Status != StatusError || len(got) != 0 {
+					t.Fatalf("remote get %v: %v after %d bytes, want a RemoteError before any", rs, err, len(got))
+				}
+				names("remote get", err)
+			}
+			// The connection is still good for the next request.
+			if _, err := c.Tags(ctx); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}

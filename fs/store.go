@@ -2,9 +2,7 @@ package fs
 
 import (
 	"bufio"
-	"bytes"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -782,21 +780,6 @@ func (s *Store) Children(hf HashAndFormat) ([]Hash, error) {
 	var out []Hash
 	err := s.children(hf, func(h Hash) error { out = append(out, h); return nil })
 	return out, err
-}
-
-// outboard opens the outboard of a blob of size bytes: the file, or for a small blob
-// just the 8-byte length header.
-func (s *Store) outboard(h Hash, size int64) (io.ReadCloser, error) {
-	if size <= GroupSize {
-		var hdr [8]byte
-		binary.LittleEndian.PutUint64(hdr[:], uint64(size))
-		return io.NopCloser(bytes.NewReader(hdr[:])), nil
-	}
-	f, err := os.Open(s.outboardPath(h))
-	if err != nil {
-		return nil, fmt.Errorf("fs: outboard of %s: %w", h, err)
-	}
-	return f, nil
 }
 
 // checkFormat checks that hf parses as its format and that every child is present. If

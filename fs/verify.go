@@ -2,10 +2,13 @@ package fs
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
 
 	"lukechampine.com/blake3/bao"
 )
@@ -29,41 +32,135 @@ var ErrVerify = errors.New("fs: verification failed")
 // Is makes errors.Is(err, ErrVerify) true.
 func (e *VerifyError) Is(target error) bool { return target == ErrVerify }
 
+// ErrCorrupt is wrapped by the error about a blob whose files in the store do not fit
+// together: a missing or mismatched outboard, or a data file whose size differs from
+// the size its outboard records. It is found before any byte of the blob is sent; a
+// server reports it as a [*RemoteError] with [StatusError] naming the blob and the
+// problem.
+var ErrCorrupt = errors.New("fs: corrupt blob in store")
+
 // needsProof reports whether the ranges, clamped to size, leave out the last byte: then
 // the encoding starts with a proof of the last group, which authenticates the size.
 func needsProof(rs RangeSet, size uint64) bool {
 	return size > 0 && !rs.Clamp(size).Contains(size-1)
 }
 
-// writeEncoded writes the verified-streaming response body for blob h and ranges rs
+// blobFiles is a blob's data file and, for a blob over GroupSize, its outboard,
+// checked to fit together.
+type blobFiles struct {
+	data *os.File
+	ob   *os.File // nil for a blob of at most GroupSize bytes
+	size uint64
+}
+
+func (b *blobFiles) Close() {
+	b.data.Close()
+	if b.ob != nil {
+		b.ob.Close()
+	}
+}
+
+// outboard returns a reader of the outboard from its start: the file, or for a small
+// blob just the 8-byte size header (the whole outboard of a single group).
+func (b *blobFiles) outboard() io.Reader {
+	if b.ob == nil {
+		var hdr [8]byte
+		binary.LittleEndian.PutUint64(hdr[:], b.size)
+		return bytes.NewReader(hdr[:])
+	}
+	return io.NewSectionReader(b.ob, 0, int64(bao.EncodedSize(int(b.size), groupLog, true)))
+}
+
+// openBlob opens blob h and checks, before anything is sent, that its files fit
+// together: a blob over GroupSize has an outboard, the outboard records the data
+// file's size and is as long as that size needs. A mismatch is an error wrapping
+// ErrCorrupt that names the blob and the problem; a missing blob, ErrNotFound.
+func (s *Store) openBlob(h Hash) (*blobFiles, error) {
+	data, err := s.Open(h)
+	if err != nil {
+		return nil, err
+	}
+	fail := func(err error) (*blobFiles, error) {
+		data.Close()
+		return nil, err
+	}
+	corrupt := func(format string, args ...any) (*blobFiles, error) {
+		return fail(fmt.Errorf("%w: blob %s: %s", ErrCorrupt, h, fmt.Sprintf(format, args...)))
+	}
+	fi, err := data.Stat()
+	if err != nil {
+		return fail(fmt.Errorf("fs: blob %s: %w", h, err))
+	}
+	size := fi.Size()
+	ob, err := os.Open(s.outboardPath(h))
+	if errors.Is(err, fs.ErrNotExist) {
+		if size <= GroupSize {
+			return &blobFiles{data: data, size: uint64(size)}, nil
+		}
+		if !s.Has(h) {
+			// GC removed the blob (data, then outboard) since it was opened.
+			return fail(fmt.Errorf("%w: blob %s", ErrNotFound, h))
+		}
+		return corrupt("its data file is %d bytes but its outboard file is missing (every blob over %d bytes has one)", size, GroupSize)
+	}
+	if err != nil {
+		return fail(fmt.Errorf("fs: outboard of blob %s: %w", h, err))
+	}
+	b := &blobFiles{data: data, ob: ob, size: uint64(size)}
+	ofi, err := ob.Stat()
+	if err != nil {
+		b.Close()
+		return nil, fmt.Errorf("fs: outboard of blob %s: %w", h, err)
+	}
+	var hdr [8]byte
+	if _, err := ob.ReadAt(hdr[:], 0); err != nil {
+		b.Close()
+		if errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("%w: blob %s: its outboard file is %d bytes, too short to record a size", ErrCorrupt, h, ofi.Size())
+		}
+		return nil, fmt.Errorf("fs: outboard of blob %s: %w", h, err)
+	}
+	recorded := binary.LittleEndian.Uint64(hdr[:])
+	var problem string
+	switch want := int64(bao.EncodedSize(int(min(recorded, 1<<62)), groupLog, true)); {
+	case recorded != uint64(size):
+		problem = fmt.Sprintf("its data file is %d bytes but its outboard records %d", size, recorded)
+	case size <= GroupSize:
+		problem = fmt.Sprintf("it has an outboard file though its data file is only %d bytes", size)
+	case ofi.Size() != want:
+		problem = fmt.Sprintf("its outboard file is %d bytes, not the %d a blob of %d bytes needs", ofi.Size(), want, size)
+	default:
+		return b, nil
+	}
+	b.Close()
+	return nil, fmt.Errorf("%w: blob %s: %s", ErrCorrupt, h, problem)
+}
+
+// writeEncoded opens blob h and writes its encoding for ranges rs (see encodeBlob).
+func (s *Store) writeEncoded(w io.Writer, h Hash, rs RangeSet) error {
+	b, err := s.openBlob(h)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	return encodeBlob(w, b, rs)
+}
+
+// encodeBlob writes the verified-streaming response body for blob b and ranges rs
 // (after the status byte): the size as 8 bytes little-endian, then, if the ranges do
 // not reach the last byte, the bao slice of the last byte, then the bao slice of each
 // range (clamped to the size). Every slice uses 16 KiB groups.
-func (s *Store) writeEncoded(w io.Writer, h Hash, rs RangeSet) error {
-	data, err := s.Open(h)
-	if err != nil {
-		return err
-	}
-	defer data.Close()
-	fi, err := data.Stat()
-	if err != nil {
-		return err
-	}
-	size := uint64(fi.Size())
+func encodeBlob(w io.Writer, b *blobFiles, rs RangeSet) error {
+	size := b.size
 	var hdr [8]byte
 	binary.LittleEndian.PutUint64(hdr[:], size)
 	if _, err := w.Write(hdr[:]); err != nil {
 		return err
 	}
 	extract := func(off, n uint64) error {
-		ob, err := s.outboard(h, int64(size))
-		if err != nil {
-			return err
-		}
-		defer ob.Close()
 		start := off / GroupSize * GroupSize
-		dr := bufio.NewReaderSize(io.NewSectionReader(data, int64(start), int64(size-start)), 256<<10)
-		return bao.ExtractSlice(w, dr, bufio.NewReaderSize(ob, 64<<10), groupLog, off, n)
+		dr := bufio.NewReaderSize(io.NewSectionReader(b.data, int64(start), int64(size-start)), 256<<10)
+		return bao.ExtractSlice(w, dr, bufio.NewReaderSize(b.outboard(), 64<<10), groupLog, off, n)
 	}
 	if needsProof(rs, size) {
 		if err := extract(size-1, 1); err != nil {
@@ -98,7 +195,7 @@ type errCallback struct{ err error }
 
 func (e errCallback) Error() string { return e.err.Error() }
 
-// readEncoded reads what writeEncoded wrote for blob h and ranges rs, verifies every
+// readEncoded reads what encodeBlob wrote for blob h and ranges rs, verifies every
 // group against h before handing it to out, and returns the blob's size. out sees the
 // verified bytes of each range in order, with their offsets. A mismatch returns a
 // *VerifyError; out never sees a byte that was not verified.
@@ -178,14 +275,16 @@ func (s *Store) getLocal(h Hash, rs RangeSet, out func(off uint64, p []byte) err
 	if err := s.checkOpen("read blob " + h.String()); err != nil {
 		return 0, err
 	}
-	if !s.Has(h) {
-		return 0, fmt.Errorf("%w: blob %s", ErrNotFound, h)
+	b, err := s.openBlob(h)
+	if err != nil {
+		return 0, err
 	}
+	defer b.Close()
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
 		bw := bufio.NewWriterSize(pw, 256<<10)
-		err := s.writeEncoded(bw, h, rs)
+		err := encodeBlob(bw, b, rs)
 		if err == nil {
 			err = bw.Flush()
 		}
