@@ -40,7 +40,9 @@
 // The full [Server]: Config sets the default deadline and how many calls one
 // connection may run at once, ResolveToken maps an auth_token to an identity for one
 // request, OnSession hands over each connection's [Session] so the node can call the
-// client, and Shutdown drains connections when the endpoint shuts down.
+// client, and Shutdown drains connections when the endpoint shuts down: new calls are
+// refused and subscriptions ended, both with INTERNAL "server shutting down", while
+// running queries and mutations may finish.
 //
 // # Access control
 //

@@ -111,10 +111,13 @@ func (srv *Server) SetConfig(c Config) {
 	srv.mu.Unlock()
 }
 
-// Shutdown closes every connection as soon as no call from its client is running,
-// with application code [core.CodeShutdown], and refuses new connections. It returns
-// when all are closed, or with ctx.Err() when ctx ends first; the endpoint then closes
-// what is left. The endpoint calls it on [core.Endpoint.Shutdown].
+// Shutdown refuses new connections, and on open ones refuses new calls and ends every
+// subscription, both with a call.error INTERNAL "server shutting down". A query or
+// mutation already running may finish; each connection is closed, with application
+// code [core.CodeShutdown], once none of its calls is running. Shutdown returns when
+// all are closed. When ctx ends first, it answers the calls still running with the
+// same error, cancels them and returns ctx.Err(); the endpoint then closes what is
+// left. The endpoint calls it when [core.Endpoint.Shutdown] starts.
 func (srv *Server) Shutdown(ctx context.Context) error {
 	srv.mu.Lock()
 	srv.closing = true
@@ -123,6 +126,9 @@ func (srv *Server) Shutdown(ctx context.Context) error {
 		sessions = append(sessions, s)
 	}
 	srv.mu.Unlock()
+	for _, s := range sessions {
+		s.stopCalls(false)
+	}
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	for len(sessions) > 0 {
@@ -139,6 +145,9 @@ func (srv *Server) Shutdown(ctx context.Context) error {
 		select {
 		case <-tick.C:
 		case <-ctx.Done():
+			for _, s := range sessions {
+				s.stopCalls(true)
+			}
 			return ctx.Err()
 		}
 	}

@@ -55,6 +55,7 @@ type Session struct {
 	running  map[string]*running // the other side's calls, by id
 	answered map[string]bool     // our calls on a shared stream that got their output
 	active   int                 // the other side's calls whose handler has not returned
+	draining bool                // the server is shutting down: refuse the other side's new calls
 }
 
 // sessionConfig is what Server and Dial pass to newSession.
@@ -117,6 +118,44 @@ func (s *Session) Close() error {
 	return nil
 }
 
+// errShuttingDown is the terminal error of the other side's calls that a server
+// shutdown ends or refuses. The wire has no code of its own for it: INTERNAL is the
+// spec's class for a connection that goes away, and the message says why.
+var errShuttingDown = &Error{Code: CodeInternal, Message: "server shutting down"}
+
+// stopCalls starts a shutdown of the serving side: the other side's new calls are
+// refused with errShuttingDown, and its running subscriptions (with all set, all of
+// its calls) are answered with it and cancelled. It does not wait: the answers go out
+// on goroutines counted in active, so closeIfIdle waits for them.
+func (s *Session) stopCalls(all bool) {
+	s.mu.Lock()
+	s.draining = true
+	var stop []*running
+	for _, r := range s.running {
+		if all || r.sub {
+			stop = append(stop, r)
+		}
+	}
+	// r is still in running, so its handler holds a count in wg: adding is safe.
+	s.active += len(stop)
+	s.wg.Add(len(stop))
+	s.mu.Unlock()
+	for _, r := range stop {
+		r.stopping.Store(true)
+		r.cancel()
+		// The answer may wait for a slow reader; Shutdown must not.
+		go func() {
+			defer func() {
+				s.mu.Lock()
+				s.active--
+				s.mu.Unlock()
+				s.wg.Done()
+			}()
+			r.terminal(TypeError, nil)
+		}()
+	}
+}
+
 // closeIfIdle closes the connection if none of the other side's calls is running, and
 // reports whether the session is over.
 func (s *Session) closeIfIdle() bool {
@@ -134,21 +173,26 @@ func (s *Session) closeIfIdle() bool {
 func (s *Session) shutdown() {
 	s.mu.Lock()
 	s.closed = true
-	pend := s.pending
-	s.pending = map[string]*pending{}
 	streams := make([]*wstream, 0, len(s.streams))
 	for ws := range s.streams {
 		streams = append(streams, ws)
 	}
 	s.mu.Unlock()
 	s.cancel()
-	for _, p := range pend {
-		p.push(event{err: Errorf(CodeInternal, "connection closed")}, true)
-	}
 	for _, ws := range streams {
 		ws.close()
 	}
 	s.wg.Wait()
+	// Only now fail our calls still waiting: a reply that arrived just before the
+	// connection closed (a server answers its last call, then closes) has been read
+	// and handed over by the stream's reader.
+	s.mu.Lock()
+	pend := s.pending
+	s.pending = map[string]*pending{}
+	s.mu.Unlock()
+	for _, p := range pend {
+		p.push(event{err: Errorf(CodeInternal, "connection closed")}, true)
+	}
 	close(s.done)
 }
 
@@ -313,9 +357,14 @@ func (s *Session) failPending(ws *wstream) {
 			failed = append(failed, p)
 		}
 	}
+	closed := s.closed
 	s.mu.Unlock()
+	err := Errorf(CodeInternal, "stream closed before the reply")
+	if closed { // the whole connection is going: say so
+		err = Errorf(CodeInternal, "connection closed")
+	}
 	for _, p := range failed {
-		p.push(event{err: Errorf(CodeInternal, "stream closed before the reply")}, true)
+		p.push(event{err: err}, true)
 	}
 }
 
@@ -388,8 +437,10 @@ type running struct {
 	id       string
 	ws       *wstream
 	cancel   context.CancelFunc
+	sub      bool // a subscription; guarded by s.mu
 	aborted  atomic.Bool
 	finished atomic.Bool
+	stopping atomic.Bool // ended by a server shutdown: its last frame is errShuttingDown
 }
 
 func (r *running) abort() {
@@ -407,10 +458,14 @@ func (r *running) forget() {
 	r.s.mu.Unlock()
 }
 
-// terminal sends the call's last frame, once, unless the call was aborted.
+// terminal sends the call's last frame, once, unless the call was aborted. A call
+// that a shutdown stopped ends with errShuttingDown whatever its handler returned.
 func (r *running) terminal(typ string, payload []byte) {
 	if r.aborted.Load() || !r.finished.CompareAndSwap(false, true) {
 		return
+	}
+	if r.stopping.Load() {
+		typ, payload = TypeError, errorPayload(errShuttingDown)
 	}
 	r.forget()
 	r.ws.write(frame(typ, r.id, payload))
@@ -425,6 +480,12 @@ func (s *Session) dispatch(ws *wstream, env Envelope) {
 	ctx, cancel := context.WithCancel(ws.ctx)
 	r := &running{s: s, id: env.ID, ws: ws, cancel: cancel}
 	s.mu.Lock()
+	if s.draining {
+		s.mu.Unlock()
+		cancel()
+		ws.write(frame(TypeError, env.ID, errorPayload(errShuttingDown)))
+		return
+	}
 	if _, dup := s.running[env.ID]; dup || s.closed {
 		s.mu.Unlock()
 		cancel()
@@ -471,6 +532,18 @@ func (s *Session) serveRequest(ctx context.Context, r *running, op string, input
 	}
 	ctx = context.WithValue(ctx, infoKey{}, &callInfo{reg: s.reg, peer: peer, id: r.id, remote: s, log: s.log})
 	if e.op.Type == OpSubscription {
+		// A shutdown ends subscriptions at once (they would never let it finish);
+		// one that began draining before it knew this one is a subscription gets
+		// stopped here.
+		s.mu.Lock()
+		r.sub = true
+		draining := s.draining
+		s.mu.Unlock()
+		if draining {
+			r.stopping.Store(true)
+			r.terminal(TypeError, nil)
+			return
+		}
 		cerr := e.runStream(ctx, s.log, input, func(out json.RawMessage) error {
 			if r.aborted.Load() || r.finished.Load() {
 				return context.Canceled
