@@ -185,8 +185,13 @@ type ClientOptions struct {
 type Client = Session
 
 // NewClient starts a session on a connection already negotiated on [ALPN]. It serves
-// opts.Registry to the other side in the background; Close ends it.
+// opts.Registry to the other side in the background; Close ends it. opts may be nil;
+// c must not be (NewClient panics: a missing connection is a programming error, as a
+// nil operation is for [Registry.MustRegister]).
 func NewClient(c core.Conn, opts *ClientOptions) *Session {
+	if c == nil {
+		panic("call: NewClient: nil connection")
+	}
 	if opts == nil {
 		opts = &ClientOptions{}
 	}

@@ -509,3 +509,16 @@ func TestSingleStreamConn(t *testing.T) {
 		t.Fatalf("%d ticks", n)
 	}
 }
+
+// TestNewClientNilConn: a nil connection is a programming error, reported at once and
+// by name rather than as a nil dereference somewhere inside.
+func TestNewClientNilConn(t *testing.T) {
+	defer func() {
+		msg, _ := recover().(string)
+		if msg != "call: NewClient: nil connection" {
+			t.Fatalf("NewClient(nil, nil) panicked with %q, want a clear message", msg)
+		}
+	}()
+	call.NewClient(nil, nil)
+	t.Fatal("NewClient(nil, nil) returned")
+}
