@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/alkdev/alknet/core"
 )
@@ -59,6 +60,9 @@ func newApp(cfg *Config) (*app, error) {
 	}
 	if err := os.MkdirAll(cfg.Node.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data folder: %w", err)
+	}
+	if err := checkDataDir(cfg.Node.DataDir); err != nil {
+		return nil, err
 	}
 	a := &app{cfg: cfg, log: log, mux: core.NewMux(), stdout: os.Stdout}
 	if a.key, err = a.nodeKey(); err != nil {
@@ -196,4 +200,24 @@ func (a *app) pidFile() string { return filepath.Join(a.cfg.Node.DataDir, "alkne
 type module struct {
 	name     string
 	register func(*app) error
+}
+
+// checkDataDir refuses a data folder that others may write to: they could replace the
+// keys, the config or the pid file, or plant links under those names. Like OpenSSH's
+// StrictModes, but for the folder that holds the node's identity.
+func checkDataDir(dir string) error {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("data folder: %w", err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("data folder %s is not a folder", dir)
+	}
+	if fi.Mode().Perm()&0o022 != 0 {
+		return fmt.Errorf("data folder %s is writable by others (mode %04o): they could replace its keys; run chmod go-w %s (or chmod 700)", dir, fi.Mode().Perm(), dir)
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Getuid() && os.Getuid() != 0 {
+		return fmt.Errorf("data folder %s belongs to user %d, not to this user (%d)", dir, st.Uid, os.Getuid())
+	}
+	return nil
 }

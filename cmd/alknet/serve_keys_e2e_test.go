@@ -55,3 +55,35 @@ func TestInsideDir(t *testing.T) {
 		}
 	}
 }
+
+// TestServeRefusesUnsafeDataDir: a data folder others may write to is refused, and a
+// link planted at the pid file's name is never followed.
+func TestServeRefusesUnsafeDataDir(t *testing.T) {
+	t.Run("writable by others", func(t *testing.T) {
+		n := initNodeDir(t)
+		if err := os.Chmod(n.Dir, 0o777); err != nil {
+			t.Fatal(err)
+		}
+		out, err := n.Run(t, "serve", "--config", n.Config)
+		if err == nil || !strings.Contains(string(out), "is writable by others (mode 0777)") {
+			t.Fatalf("serve on a 0777 data folder: %v\n%s", err, out)
+		}
+	})
+	t.Run("pid file link", func(t *testing.T) {
+		n := initNodeDir(t)
+		victim := filepath.Join(t.TempDir(), "victim")
+		if err := os.WriteFile(victim, []byte("precious\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(victim, filepath.Join(n.Dir, "alknet.pid")); err != nil {
+			t.Fatal(err)
+		}
+		out, err := n.Run(t, "serve", "--config", n.Config)
+		if err == nil || !strings.Contains(string(out), "pid file") {
+			t.Fatalf("serve with a linked pid file: %v\n%s", err, out)
+		}
+		if b, _ := os.ReadFile(victim); string(b) != "precious\n" {
+			t.Errorf("the link's target was changed to %q", b)
+		}
+	})
+}
