@@ -4,7 +4,9 @@ import (
 	"crypto"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"golang.org/x/crypto/ssh"
@@ -24,8 +26,22 @@ type PeerConfig struct {
 // new list atomically: later lookups see it at once. The zero value is an empty list in
 // which every key is anonymous; so is a nil *Peers for every read method (Resolve, Len),
 // though it cannot be updated.
+//
+// Whoever holds on to an identity resolved earlier learns of an Update through
+// [Peers.OnUpdate]. An [Endpoint] does so: after every Update it closes the live
+// connections whose peer lost a scope or was removed (see [Endpoint]).
 type Peers struct {
 	byKey atomic.Pointer[map[string]*Identity]
+
+	mu   sync.Mutex // guards subs; never held while a subscriber runs
+	subs []*subscriber
+}
+
+// subscriber is one OnUpdate registration; stopped keeps a stopped subscriber from
+// being called by an Update that copied the list before the stop.
+type subscriber struct {
+	f       func()
+	stopped atomic.Bool
 }
 
 // NewPeers builds a peer list. It fails on a bad key, a duplicate name or a key listed
@@ -49,7 +65,50 @@ func (p *Peers) Update(list []PeerConfig) error {
 		return err
 	}
 	p.byKey.Store(&m)
+	p.notify()
 	return nil
+}
+
+// OnUpdate registers f to run after every successful [Peers.Update], and returns a
+// function that unregisters it. Calling stop more than once is harmless.
+//
+// f runs synchronously, on the goroutine that called Update, before Update returns and
+// after the new list is in force, so f sees it through Resolve. Subscribers run one
+// after another in the order they subscribed. No lock of Peers is held while f runs: f
+// may call Resolve, Len, OnUpdate or a stop function. Update blocks until every f
+// returns, so f should be quick; concurrent Updates may run f concurrently.
+//
+// After stop returns, no new call of f starts; a call already running finishes. A
+// subscriber added while an Update is notifying hears from the next Update on. On a
+// nil *Peers, which cannot be updated, f never runs and stop does nothing.
+func (p *Peers) OnUpdate(f func()) (stop func()) {
+	if p == nil || f == nil {
+		return func() {}
+	}
+	s := &subscriber{f: f}
+	p.mu.Lock()
+	p.subs = append(p.subs, s)
+	p.mu.Unlock()
+	return func() {
+		if s.stopped.Swap(true) {
+			return
+		}
+		p.mu.Lock()
+		p.subs = slices.DeleteFunc(p.subs, func(o *subscriber) bool { return o == s })
+		p.mu.Unlock()
+	}
+}
+
+// notify runs every subscriber, outside the lock.
+func (p *Peers) notify() {
+	p.mu.Lock()
+	subs := slices.Clone(p.subs)
+	p.mu.Unlock()
+	for _, s := range subs {
+		if !s.stopped.Load() {
+			s.f()
+		}
+	}
 }
 
 func buildPeers(list []PeerConfig) (map[string]*Identity, error) {
