@@ -13,7 +13,12 @@
 // target goes through the [Policy]: the first rule that matches decides, and when none
 // does, [Config.Default] ("deny" unless set). A host name is resolved before the check
 // and each address it resolves to is checked with it, so a name cannot dodge a CIDR
-// deny; only the addresses that passed are dialled, never the name again. A target host
+// deny; only the addresses that passed are dialled, never the name again. Before any
+// rule is asked, a target that is not one unicast host is refused ("administratively
+// prohibited"), whatever the rules say: the unspecified addresses and "this network"
+// (0.0.0.0/8, ::), which Linux connects to the local host and which would otherwise
+// dodge a loopback deny; IPv4-compatible IPv6 (::/96 but ::1); multicast; and
+// 255.255.255.255. IPv4-mapped IPv6 forms are checked and dialled as IPv4. A target host
 // "alknet-<name>" is never dialled: the channel is handed to the node's [core.Mux] on
 // ALPN "alknet/<name>", so "ssh -W alknet-call:1" reaches the call service (the port is ignored; OpenSSH refuses 0 in -W).
 //
@@ -26,5 +31,5 @@
 //	}}, forward.Options{Mux: mux, Logger: log})
 //
 // Destinations and byte counts are never logged; a refusal logs the peer, the channel
-// type and a one-word reason.
+// type and a one-word reason ("address" for a target refused as not unicast).
 package forward

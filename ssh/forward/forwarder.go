@@ -233,6 +233,9 @@ func (f *Forwarder) HandleDirectTCPIP(ctx context.Context, s *Session, nc gossh.
 	case errors.Is(err, ErrUnresolved):
 		f.refuse(nc, s, gossh.ConnectionFailed, "resolve", "connect failed")
 		return
+	case errors.Is(err, errNotUnicast):
+		f.refuse(nc, s, gossh.Prohibited, "address", "denied by the forwarding rules")
+		return
 	case err != nil:
 		f.refuse(nc, s, gossh.Prohibited, "rule", "denied by the forwarding rules")
 		return

@@ -552,3 +552,76 @@ func TestConnectionEndEndsForwards(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// recordingDial records every address a Forwarder dials and dials it for real.
+type recordingDial struct {
+	mu    sync.Mutex
+	addrs []string
+}
+
+func (r *recordingDial) dial(ctx context.Context, network, address string) (net.Conn, error) {
+	r.mu.Lock()
+	r.addrs = append(r.addrs, address)
+	r.mu.Unlock()
+	return (&net.Dialer{}).DialContext(ctx, network, address)
+}
+
+func (r *recordingDial) take() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	a := r.addrs
+	r.addrs = nil
+	return a
+}
+
+// On Linux 0.0.0.0, :: and ::ffff:0.0.0.0 connect to the local host: rules that deny
+// loopback must not be dodged through them, by literal or by a name resolving to one.
+func TestDirectTCPIPNeverDialsUnspecified(t *testing.T) {
+	echo := echoServer(t, "tcp", "127.0.0.1:0")
+	port := portOf(echo.Addr())
+	rec := &recordingDial{}
+	f := newForwarder(t, Config{Rules: []Rule{
+		{Action: "deny", Target: "127.0.0.0/8"},
+		{Action: "deny", Target: "::1"},
+		{Action: "deny", Target: "localhost"},
+		{Action: "deny", Target: "alknet-*"},
+		{Action: "allow", Target: "*"},
+	}}, Options{Dial: rec.dial, Resolver: fakeResolver{"zero.test": {"0.0.0.0"}, "zero6.test": {"::ffff:0.0.0.0"}}})
+	c := startServer(t, f, owner).client(t)
+	for _, host := range []string{"0.0.0.0", "::", "::ffff:0.0.0.0", "0.0.0.1", "zero.test", "zero6.test", "127.0.0.1", "::ffff:127.0.0.1"} {
+		conn, err := c.Dial("tcp", net.JoinHostPort(host, port))
+		if err == nil {
+			conn.Close()
+		}
+		var oe *gossh.OpenChannelError
+		if !errors.As(err, &oe) || oe.Reason != gossh.Prohibited {
+			t.Errorf("%s: err = %v, want administratively prohibited", host, err)
+		}
+	}
+	if got := rec.take(); len(got) != 0 {
+		t.Errorf("dialled %v", got)
+	}
+}
+
+// The address dialled is the one the rules checked, IPv4-mapped forms as IPv4: the
+// name is never resolved again.
+func TestDirectTCPIPDialsTheCheckedAddress(t *testing.T) {
+	echo := echoServer(t, "tcp", "127.0.0.1:0")
+	port := portOf(echo.Addr())
+	rec := &recordingDial{}
+	f := newForwarder(t, Config{Rules: []Rule{
+		{Action: "allow", Target: "127.0.0.1:" + port},
+	}}, Options{Dial: rec.dial, Resolver: fakeResolver{"mapped.test": {"::ffff:127.0.0.1", "::1"}}})
+	c := startServer(t, f, owner).client(t)
+	want := "127.0.0.1:" + port
+	for _, host := range []string{"mapped.test", "::ffff:127.0.0.1", "127.0.0.1"} {
+		conn, err := c.Dial("tcp", net.JoinHostPort(host, port))
+		if err != nil {
+			t.Fatalf("%s: %v", host, err)
+		}
+		roundTrip(t, conn, []byte(host))
+		if got := rec.take(); len(got) != 1 || got[0] != want {
+			t.Errorf("%s: dialled %v, want [%s]", host, got, want)
+		}
+	}
+}

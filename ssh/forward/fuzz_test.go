@@ -18,7 +18,9 @@ func FuzzPolicy(f *testing.F) {
 	f.Add("alknet-*", "alknet-call", uint32(0), "/run/../x")
 	f.Add("/run/*.sock", "::ffff:10.0.0.1", uint32(70000), "/run/a.sock")
 	f.Add("10.0.0.0/8", "fe80::1%eth0", uint32(1), "")
-	res := fakeResolver{"localhost": {"127.0.0.1", "::1"}, "www.example.com": {"93.184.216.34", "10.0.0.1"}}
+	f.Add("0.0.0.0/0", "::ffff:0.0.0.0", uint32(80), "")
+	f.Add("*", "zero.test", uint32(80), "")
+	res := fakeResolver{"localhost": {"127.0.0.1", "::1"}, "www.example.com": {"93.184.216.34", "10.0.0.1"}, "zero.test": {"0.0.0.0", "::"}}
 	who := Who{Peer: peer("alice", "*"), Transport: "quic"}
 	f.Fuzz(func(t *testing.T, target, host string, port uint32, sock string) {
 		for _, action := range []string{"allow", "deny"} {
@@ -44,7 +46,7 @@ func FuzzPolicy(f *testing.F) {
 				t.Fatalf("%q treated as internal", host)
 			}
 			for _, a := range dec.Addrs {
-				if !a.IsValid() || a.Zone() != "" || a.Is4In6() {
+				if !a.IsValid() || a.Zone() != "" || a.Is4In6() || !dialable(a) {
 					t.Fatalf("bad address %v to dial", a)
 				}
 			}

@@ -287,6 +287,38 @@ var (
 	ErrUnresolved = errors.New("ssh/forward: target name does not resolve")
 )
 
+// errNotUnicast is why a target that is not one unicast host is refused, whatever the
+// rules say.
+var errNotUnicast = errors.New("not a unicast host address")
+
+// dialable reports whether a may be the destination of a forward, before any rule is
+// asked: only the unicast address of one host may. It refuses, with their IPv4-mapped
+// forms:
+//
+//   - the unspecified addresses and IPv4 "this network" (0.0.0.0/8, ::): Linux
+//     connects 0.0.0.0 and :: to the local host, so they would dodge every rule that
+//     denies loopback, and no client needs them;
+//   - the IPv4-compatible IPv6 addresses ::/96 other than ::1 (deprecated by RFC 4291;
+//     some stacks tunnel them to the embedded IPv4 address, which the rules never see);
+//   - multicast and the limited broadcast 255.255.255.255, which name no single host.
+//
+// Loopback is not refused here: it is an ordinary address the rules decide on.
+func dialable(a netip.Addr) bool {
+	a = a.Unmap()
+	switch {
+	case !a.IsValid(), a.IsUnspecified(), a.IsMulticast():
+		return false
+	case a.Is4():
+		b := a.As4()
+		return b[0] != 0 && a != netip.AddrFrom4([4]byte{255, 255, 255, 255})
+	case a.IsLoopback():
+		return true
+	}
+	return !ipv4Compatible.Contains(a)
+}
+
+var ipv4Compatible = netip.MustParsePrefix("::/96")
+
 // Decision is the outcome of [Policy.CheckHost] that allowed a target.
 type Decision struct {
 	// Internal is set for an "alknet-<name>" target: it is served by the node itself and
@@ -305,7 +337,9 @@ const InternalPrefix = "alknet-"
 // of its addresses is checked on its own, together with the name: the decision lists
 // only the addresses the rules allow, and fails with [ErrProhibited] when there is none.
 // An IP literal is checked as itself; an "alknet-<name>" host is checked by name only and
-// never resolved.
+// never resolved. IPv4-mapped IPv6 addresses are checked, and returned, as IPv4.
+// Addresses that are not dialable (0.0.0.0, ::, multicast, broadcast) are refused
+// before the rules are asked, so no rule can allow them.
 func (p *Policy) CheckHost(ctx context.Context, r Resolver, host string, port uint32, who Who) (Decision, error) {
 	if port > 65535 {
 		return Decision{}, fmt.Errorf("%w: port out of range", ErrProhibited)
@@ -315,6 +349,9 @@ func (p *Policy) CheckHost(ctx context.Context, r Resolver, host string, port ui
 			return Decision{}, fmt.Errorf("%w: scoped addresses are not forwarded", ErrProhibited)
 		}
 		a = a.Unmap()
+		if !dialable(a) {
+			return Decision{}, fmt.Errorf("%w: %w", ErrProhibited, errNotUnicast)
+		}
 		if !p.decide(query{name: a.String(), ip: a, port: port}, who) {
 			return Decision{}, ErrProhibited
 		}
@@ -342,13 +379,21 @@ func (p *Policy) CheckHost(ctx context.Context, r Resolver, host string, port ui
 		return Decision{}, ErrUnresolved
 	}
 	var ok []netip.Addr
+	undialable := 0
 	for _, a := range addrs {
 		a = a.Unmap()
-		if a.Zone() == "" && p.decide(query{name: name, ip: a, port: port}, who) && !slices.Contains(ok, a) {
+		switch {
+		case a.Zone() != "":
+		case !dialable(a):
+			undialable++
+		case p.decide(query{name: name, ip: a, port: port}, who) && !slices.Contains(ok, a):
 			ok = append(ok, a)
 		}
 	}
 	if len(ok) == 0 {
+		if undialable == len(addrs) {
+			return Decision{}, fmt.Errorf("%w: %w", ErrProhibited, errNotUnicast)
+		}
 		return Decision{}, ErrProhibited
 	}
 	return Decision{Addrs: ok}, nil

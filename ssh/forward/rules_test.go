@@ -39,6 +39,11 @@ func TestCheckHost(t *testing.T) {
 		"sneaky.test":          {"10.9.9.9"},
 		"split.test":           {"10.0.0.5", "192.0.2.7"},
 		"mapped.test":          {"::ffff:10.0.0.1"},
+		"zero.test":            {"0.0.0.0"},
+		"zero6.test":           {"::", "::ffff:0.0.0.0"},
+		"zeroandpublic.test":   {"0.0.0.0", "192.0.2.7"},
+		"2130706433":           {"127.0.0.1"}, // what getaddrinfo makes of it
+		"0":                    {"0.0.0.0"},
 	}
 	alice := peer("alice", "ssh:forward:local")
 	bob := peer("bob", "ssh:forward:local", "ops")
@@ -191,6 +196,65 @@ func TestCheckHost(t *testing.T) {
 				{host: "alknet-call", port: 0, who: alice},
 				{host: "alknet-admin", port: 0, who: alice, want: ErrProhibited},
 				{host: "alknet-", port: 0, who: alice, want: ErrProhibited},
+			},
+		},
+		{
+			// Linux connects 0.0.0.0 and :: to the local host, so a loopback deny
+			// must not be dodged through them: such addresses are refused whatever
+			// the rules say, as are multicast, broadcast and IPv4-compatible ones.
+			name: "only unicast addresses of one host are dialled",
+			cfg: Config{Rules: []Rule{
+				{Action: "deny", Target: "127.0.0.0/8"},
+				{Action: "deny", Target: "::1"},
+				{Action: "deny", Target: "localhost"},
+				{Action: "deny", Target: "alknet-*"},
+				{Action: "allow", Target: "*"},
+			}},
+			checks: []check{
+				{host: "0.0.0.0", port: 80, who: alice, want: ErrProhibited},
+				{host: "0.1.2.3", port: 80, who: alice, want: ErrProhibited},
+				{host: "::", port: 80, who: alice, want: ErrProhibited},
+				{host: "::ffff:0.0.0.0", port: 80, who: alice, want: ErrProhibited},
+				{host: "::ffff:0.0.0.1", port: 80, who: alice, want: ErrProhibited},
+				{host: "::7f00:1", port: 80, who: alice, want: ErrProhibited},
+				{host: "255.255.255.255", port: 80, who: alice, want: ErrProhibited},
+				{host: "224.0.0.1", port: 80, who: alice, want: ErrProhibited},
+				{host: "ff02::1", port: 80, who: alice, want: ErrProhibited},
+				{host: "::ffff:224.0.0.1", port: 80, who: alice, want: ErrProhibited},
+				{host: "zero.test", port: 80, who: alice, want: ErrProhibited},
+				{host: "zero6.test", port: 80, who: alice, want: ErrProhibited},
+				{host: "0", port: 80, who: alice, want: ErrProhibited},
+				{host: "zeroandpublic.test", port: 80, who: alice, addrs: []string{"192.0.2.7"}},
+				// Refused by the rules already.
+				{host: "127.0.0.1", port: 80, who: alice, want: ErrProhibited},
+				{host: "127.1.2.3", port: 80, who: alice, want: ErrProhibited},
+				{host: "::1", port: 80, who: alice, want: ErrProhibited},
+				{host: "::ffff:127.0.0.1", port: 80, who: alice, want: ErrProhibited},
+				{host: "localhost", port: 80, who: alice, want: ErrProhibited},
+				{host: "2130706433", port: 80, who: alice, want: ErrProhibited},
+				{host: "fe80::1%lo", port: 80, who: alice, want: ErrProhibited},
+				{host: "ALKNET-CALL", port: 80, who: alice, want: ErrProhibited},
+				// Ordinary unicast passes, IPv4-mapped forms as IPv4.
+				{host: "192.0.2.7", port: 80, who: alice, addrs: []string{"192.0.2.7"}},
+				{host: "::ffff:192.0.2.7", port: 80, who: alice, addrs: []string{"192.0.2.7"}},
+				{host: "2001:db8::1", port: 80, who: alice, addrs: []string{"2001:db8::1"}},
+			},
+		},
+		{
+			name: "no rule allows an unspecified or multicast address",
+			cfg: Config{Default: "allow", Rules: []Rule{
+				{Action: "allow", Target: "0.0.0.0/0"},
+				{Action: "allow", Target: "::/0"},
+				{Action: "allow", Target: "0.0.0.0"},
+			}},
+			checks: []check{
+				{host: "0.0.0.0", port: 80, who: alice, want: ErrProhibited},
+				{host: "::", port: 80, who: alice, want: ErrProhibited},
+				{host: "[::]", port: 80, who: alice, want: ErrProhibited},
+				{host: "239.1.1.1", port: 80, who: alice, want: ErrProhibited},
+				{host: "zero.test", port: 80, who: alice, want: ErrProhibited},
+				{host: "127.0.0.1", port: 80, who: alice, addrs: []string{"127.0.0.1"}},
+				{host: "::1", port: 80, who: alice, addrs: []string{"::1"}},
 			},
 		},
 		{
