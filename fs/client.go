@@ -275,7 +275,9 @@ func (c *Client) simple(ctx context.Context, req *Request) error {
 	return ctxErr(ctx, unexpected(readStatus(w)))
 }
 
-// SetTag points tag name at hf on the server (scope fs:write).
+// SetTag points tag name at hf on the server (scopes fs:write and fs:read: a tag names a
+// stored blob, and a public tag publishes it; a peer with only fs:write tags what it
+// uploads with [Client.NewUpload]).
 func (c *Client) SetTag(ctx context.Context, name string, hf HashAndFormat) error {
 	if err := ValidTagName(name); err != nil {
 		return err
@@ -283,7 +285,7 @@ func (c *Client) SetTag(ctx context.Context, name string, hf HashAndFormat) erro
 	return c.simple(ctx, &Request{Op: OpTagSet, Tag: name, Hash: hf.Hash, Format: hf.Format})
 }
 
-// DeleteTag removes a tag on the server (scope fs:write).
+// DeleteTag removes a tag on the server (scope fs:write, also for a public tag).
 func (c *Client) DeleteTag(ctx context.Context, name string) error {
 	if err := ValidTagName(name); err != nil {
 		return err
@@ -314,7 +316,8 @@ func (c *Client) GC(ctx context.Context) (GCStats, error) {
 // Sink receives uploads: an [*Upload] to a server or a [*Batch] into a local store.
 // What it receives stays pinned until it is committed or closed.
 type Sink interface {
-	// Have pins blob h if the other side already has it, and reports whether it did.
+	// Have pins blob h if the other side already has it, and reports whether it did. A
+	// server answers false to a peer without fs:read, which then sends the blob.
 	Have(h Hash) (bool, error)
 	// Add stores the next size bytes of r as a blob of the given format.
 	Add(r io.Reader, size int64, format Format) (Hash, error)
@@ -331,7 +334,9 @@ type Upload struct {
 }
 
 // NewUpload starts a put (scope fs:write). If tag is not empty, Commit points it at the
-// last blob added.
+// last blob added; a public tag needs fs:read as well (it publishes the upload). Without
+// fs:read, [Upload.Have] is always false and a hash sequence or collection may list only
+// blobs added to the same upload.
 func (c *Client) NewUpload(ctx context.Context, tag string) (*Upload, error) {
 	if tag != "" {
 		if err := ValidTagName(tag); err != nil {
@@ -358,7 +363,8 @@ func (u *Upload) fail(err error) error {
 	return err
 }
 
-// Have implements [Sink].
+// Have implements [Sink]. It is always false for a peer without fs:read, so the
+// answer does not tell such a peer what the server holds.
 func (u *Upload) Have(h Hash) (bool, error) {
 	if u.err != nil {
 		return false, u.err

@@ -43,6 +43,18 @@
 // public tag reaches; writing needs fs:write; gc needs admin. [Client] is the other
 // side. The framing is documented in docs/fs-protocol.md.
 //
+// No peer can grant what it does not hold. A public tag (config public_tags) makes
+// its blob, and a collection's or hash sequence's children, readable by anyone, so
+// setting one, by tag-set or by a put that ends by setting it, needs fs:read as well
+// as fs:write; without fs:read a peer could publish any blob whose hash it knows.
+// Naming a stored blob by hash needs fs:read in general, so a peer with only fs:write
+// cannot learn what the store holds either: tag-set of any tag needs fs:read, a put's
+// pin ([Upload.Have]) answers "no" (the client then sends the blob), and a hash
+// sequence or collection it uploads may list only blobs sent on the same put. Such a
+// peer tags what it uploads with the put's own (private) tag. Deleting a tag, public or
+// not, only takes away, so fs:write suffices. A refusal is a [*RemoteError] wrapping
+// [ErrForbidden] whose message names the missing scope.
+//
 // Both [*Store] and [*Client] implement [Source] (verified fetches) and the upload
 // types implement [Sink], so [GetFile] (which resumes an interrupted download from its
 // verified prefix), [GetTree], [Cat] and [PutPath] work on a local store and a remote

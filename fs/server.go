@@ -42,8 +42,17 @@ const requestTimeout = 30 * time.Second
 // connection) and TLS over TCP (one).
 //
 // Access: get, get-many, stat and tag-list need scope fs:read, except for blobs a
-// public tag reaches (anonymous peers see only public tags); put, tag-set and
-// tag-delete need fs:write; gc needs admin. Everything else is refused.
+// public tag reaches (anonymous peers see only public tags); put and tag-delete need
+// fs:write; gc needs admin. Everything else is refused.
+//
+// No peer can grant what it does not hold. Naming a stored blob by its hash (tag-set,
+// a put's pin item, a hash sequence or collection listing blobs not uploaded with it)
+// needs fs:read as well as fs:write: otherwise a peer with only fs:write could point a
+// public tag at any blob whose hash it knows and so publish it, or learn from the
+// answers which blobs the store holds. A put whose tag is public (it publishes what it
+// uploads) also needs fs:read. Deleting a tag, public or not, only takes away, so
+// fs:write suffices. A peer without fs:read is answered "no" to every pin item, and
+// its hash sequences and collections may list only blobs uploaded on the same stream.
 type Server struct {
 	store  *Store
 	log    *slog.Logger
@@ -149,13 +158,18 @@ func (w streamWriter) status(st Status, msg string) error {
 	return err
 }
 
-func (s *Server) deny(c core.Conn, op Op, scope string) string {
+// deny logs a refusal and returns its message, which names the missing scope. why, if
+// not empty, says why the request needs it.
+func (s *Server) deny(c core.Conn, op Op, scope, why string) string {
 	p := c.Peer()
 	s.log.Info("fs: request refused", "peer", p.Name(), "remote", p.RemoteAddr, "op", op.String(), "needs", scope)
-	if p.Anonymous() {
-		return fmt.Sprintf("%s needs scope %s; anonymous clients have none (connect with a listed key)", op, scope)
+	if why != "" {
+		why = " (" + why + ")"
 	}
-	return fmt.Sprintf("%s needs scope %s, which peer %q does not hold", op, scope, p.Name())
+	if p.Anonymous() {
+		return fmt.Sprintf("%s needs scope %s%s; anonymous clients have none (connect with a listed key)", op, scope, why)
+	}
+	return fmt.Sprintf("%s needs scope %s%s, which peer %q does not hold", op, scope, why, p.Name())
 }
 
 func (s *Server) serveStream(ctx context.Context, c core.Conn, st core.Stream) error {
@@ -188,14 +202,14 @@ func (s *Server) serveStream(ctx context.Context, c core.Conn, st core.Stream) e
 	switch req.Op {
 	case OpGet:
 		if !canRead(req.Hash) {
-			w.status(StatusForbidden, s.deny(c, req.Op, core.ScopeFSRead))
+			w.status(StatusForbidden, s.deny(c, req.Op, core.ScopeFSRead, ""))
 			return finish(nil)
 		}
 		return finish(s.sendBlob(w, req.Hash, req.Ranges))
 	case OpGetMany:
 		for _, h := range req.Hashes {
 			if !canRead(h) {
-				w.status(StatusForbidden, s.deny(c, req.Op, core.ScopeFSRead))
+				w.status(StatusForbidden, s.deny(c, req.Op, core.ScopeFSRead, ""))
 				continue
 			}
 			if err := s.sendBlob(w, h, req.Ranges); err != nil {
@@ -205,7 +219,7 @@ func (s *Server) serveStream(ctx context.Context, c core.Conn, st core.Stream) e
 		return finish(nil)
 	case OpStat:
 		if !canRead(req.Hash) {
-			w.status(StatusForbidden, s.deny(c, req.Op, core.ScopeFSRead))
+			w.status(StatusForbidden, s.deny(c, req.Op, core.ScopeFSRead, ""))
 			return finish(nil)
 		}
 		size, err := s.store.Size(req.Hash)
@@ -234,24 +248,41 @@ func (s *Server) serveStream(ctx context.Context, c core.Conn, st core.Stream) e
 		}
 		w.Write(b)
 		return finish(nil)
-	case OpTagSet, OpTagDelete:
+	case OpTagSet:
 		if !peer.Allows(core.ScopeFSWrite) {
-			w.status(StatusForbidden, s.deny(c, req.Op, core.ScopeFSWrite))
+			w.status(StatusForbidden, s.deny(c, req.Op, core.ScopeFSWrite, ""))
 			return finish(nil)
 		}
-		if req.Op == OpTagSet {
-			err = s.checkFormat(HashAndFormat{req.Hash, req.Format})
-			if err == nil {
-				err = s.store.SetTag(req.Tag, HashAndFormat{req.Hash, req.Format})
+		// Checked before the blob is looked at, so a refusal says nothing about the
+		// store. A public tag would publish the blob; a private one would still tell
+		// (by NotFound) whether the store holds it.
+		if !peer.Allows(core.ScopeFSRead) {
+			why := "a tag names a stored blob, so only a peer that may read it may set one; tag an upload with put instead"
+			if s.publicTag(req.Tag) {
+				why = fmt.Sprintf("tag %q is public: setting it publishes the blob", req.Tag)
 			}
-		} else {
-			err = s.store.DeleteTag(req.Tag)
+			w.status(StatusForbidden, s.deny(c, req.Op, core.ScopeFSRead, why))
+			return finish(nil)
+		}
+		hf := HashAndFormat{req.Hash, req.Format}
+		err = s.checkFormat(hf)
+		if err == nil {
+			err = s.store.SetTag(req.Tag, hf)
 		}
 		s.replyErr(w, err)
 		return finish(nil)
+	case OpTagDelete:
+		// Deleting only takes away (a public tag's blobs stop being public), so
+		// fs:write suffices even for a public tag.
+		if !peer.Allows(core.ScopeFSWrite) {
+			w.status(StatusForbidden, s.deny(c, req.Op, core.ScopeFSWrite, ""))
+			return finish(nil)
+		}
+		s.replyErr(w, s.store.DeleteTag(req.Tag))
+		return finish(nil)
 	case OpGC:
 		if !peer.Allows(core.ScopeAdmin) {
-			w.status(StatusForbidden, s.deny(c, req.Op, core.ScopeAdmin))
+			w.status(StatusForbidden, s.deny(c, req.Op, core.ScopeAdmin, ""))
 			return finish(nil)
 		}
 		stats, err := s.store.GC(ctx)
@@ -267,10 +298,18 @@ func (s *Server) serveStream(ctx context.Context, c core.Conn, st core.Stream) e
 		return finish(nil)
 	case OpPut:
 		if !peer.Allows(core.ScopeFSWrite) {
-			w.status(StatusForbidden, s.deny(c, req.Op, core.ScopeFSWrite))
+			w.status(StatusForbidden, s.deny(c, req.Op, core.ScopeFSWrite, ""))
 			return finish(nil)
 		}
-		return finish(s.servePut(ctx, req, br, w))
+		canRead := peer.Allows(core.ScopeFSRead)
+		// Refused before any data goes up: the tag would publish the last item, which
+		// may be a pinned blob or a collection of blobs the peer never sent.
+		if req.Tag != "" && s.publicTag(req.Tag) && !canRead {
+			why := fmt.Sprintf("tag %q is public: setting it publishes the upload", req.Tag)
+			w.status(StatusForbidden, s.deny(c, req.Op, core.ScopeFSRead, why))
+			return finish(nil)
+		}
+		return finish(s.servePut(ctx, req, br, w, canRead))
 	}
 	return finish(nil)
 }
@@ -317,9 +356,12 @@ func (s *Server) checkFormat(hf HashAndFormat) error {
 	return s.store.checkFormat(hf, nil)
 }
 
-// servePut reads put items until the end item.
-func (s *Server) servePut(ctx context.Context, req *Request, br *bufio.Reader, w streamWriter) error {
+// servePut reads put items until the end item. For a peer that may not read (canRead
+// false) nothing it is told depends on blobs it did not send on this stream: pin items
+// are answered "no", and a hash sequence or collection may list only blobs it sent.
+func (s *Server) servePut(ctx context.Context, req *Request, br *bufio.Reader, w streamWriter, canRead bool) error {
 	var pins []*TempPin
+	sent := map[Hash]bool{} // blobs this stream uploaded, when !canRead
 	defer func() {
 		for _, p := range pins {
 			p.Release()
@@ -357,7 +399,11 @@ func (s *Server) servePut(ctx context.Context, req *Request, br *bufio.Reader, w
 			if err != nil {
 				return unexpected(err)
 			}
-			p, ok := s.store.Pin(h)
+			var p *TempPin
+			ok := false
+			if canRead {
+				p, ok = s.store.Pin(h)
+			}
 			b := appendStatus(nil, StatusOK, "")
 			if ok {
 				pins = append(pins, p)
@@ -389,6 +435,20 @@ func (s *Server) servePut(ctx context.Context, req *Request, br *bufio.Reader, w
 				return err
 			}
 			pins = append(pins, pin)
+			if !canRead {
+				sent[h] = true
+				// Before checkFormat, whose answer depends on what else the store holds.
+				if err := s.store.children(HashAndFormat{h, format}, func(c Hash) error {
+					if sent[c] {
+						return nil
+					}
+					return fmt.Errorf("%w: child %s of %s was not uploaded on this stream (without scope %s a %s may list only blobs uploaded with it)",
+						ErrNotFound, c, h, core.ScopeFSRead, format)
+				}); err != nil {
+					s.replyErr(w, err)
+					return nil
+				}
+			}
 			if err := s.store.checkFormat(HashAndFormat{h, format}, &pins); err != nil {
 				s.replyErr(w, err)
 				return nil
