@@ -224,7 +224,8 @@ subfolder and symlink under it; symlinks are stored, not followed). Prints
 "HASH  PATH" per path (a trailing "/" marks a collection), or one JSON object per
 line with --json. Each upload is tagged with the path's base name (so GC keeps it)
 unless --tag names the tag (one PATH only) or --no-tag leaves it untagged. Needs
-scope fs:write on a node.`,
+scope fs:write on a node, and fs:read as well for a tag the node serves publicly
+(public_tags): publishing grants anonymous reads, so only a reader may do it.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			b, paths, err := t.open(args)
 			if err != nil {
@@ -438,8 +439,9 @@ func newFSTagCmd() *cobra.Command {
 		Short: "Set a tag (or remove one with --delete)",
 		Long: `Point tag NAME at blob HASH; GC keeps what tags reach. --format says how to read
 the blob (raw, hashseq or collection); by default a blob that parses as a collection
-is tagged as one. With --delete, give only NAME and the tag is removed. Needs scope
-fs:write on a node.`,
+is tagged as one. With --delete, give only NAME and the tag is removed. Setting a
+tag needs scopes fs:write and fs:read on a node (a tag can point only at what the
+caller could read); deleting one needs fs:write.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			b, rest, err := t.open(args)
 			if err != nil {
