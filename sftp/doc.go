@@ -22,8 +22,10 @@
 // Every session sees a root folder as "/": [Config.Root], or with [Config.PerPeer]
 // Root/<peer name>. The folder is opened as an [os.Root], so no path leaves it: not
 // "..", not absolute paths, not symbolic links that point outside, whether they were
-// there before the session or made during it (the server refuses to create such links
-// itself). Such paths are refused with "permission denied" ([ErrOutside]).
+// there before the session or made during it. Such paths are refused with "permission
+// denied" ([ErrOutside]). A per-peer folder is made and opened through an os.Root of
+// Root and never followed if it is a symbolic link: that peer is refused
+// ([ErrPeerFolder]) and the reason logged.
 //
 // A peer holding sftp:write may change the tree. A peer holding only sftp:read gets a
 // read-only view: every change (open for writing, setstat, remove, rename, mkdir,
@@ -31,6 +33,37 @@
 // nothing on disk changes. Any other peer, anonymous ones included, is refused
 // ([ErrForbidden]); on the ALPN door its connection is closed with
 // [core.CodeForbidden].
+//
+// # Symbolic links
+//
+// The os.Root guards only the session's own lookups; links stay on disk, where other
+// programs follow them, and so did this server when it opened Root/<peer name> for a
+// per-peer session. A peer could once make "e/writer -> .." (inside the folder, seen
+// from e), rename it to "writer" (now pointing at Root's parent, the node's data
+// folder) and, once per_peer was turned on, log in as "writer" and read the node's
+// keys. Hence a decision (sftp module, accepted): the server leaves no link on disk
+// pointing outside the served folder, whatever moves happen later.
+//
+// A relative link resolves from its own folder, so a rename changes its meaning, and
+// renaming a folder changes the meaning of every link inside it. Checking each link
+// at its new place on every move is not enough on its own: another session can make a
+// link inside a folder while its rename is being checked. Instead the server keeps a
+// property no move can break: every link it creates, renames or hard-links (link(2)
+// names the link itself, not its target) has a relative target without a ".." element
+// ("file", "./file", "sub/dir/file"), which names something at or below the link's
+// own folder wherever that folder goes, and which does not resolve outside through a
+// link already there. Anything else is refused with "permission denied"
+// ([ErrUnsafeLink]): absolute targets (stored as they are, they would name the
+// server's files, not the folder's), targets with "..", and the rename of a folder
+// holding such a link. Only links made on the server side can be such links, and no
+// session can make or move one, so the walk of the folder that finds them races with
+// nothing that matters. Links with ".." can thus not be made through SFTP; links to
+// siblings and into subfolders, the common ones, work as before. An upload's
+// temporary file, whose name the client can see and reuse, is moved onto its target
+// only if that name still names the file written ([ErrUploadReplaced]).
+//
+// Rejected alternatives: rewriting absolute in-folder targets as relative ones (they
+// need ".."); refusing symbolic links altogether (simple ones are in common use).
 //
 // # Uploads
 //

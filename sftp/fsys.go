@@ -26,6 +26,14 @@ var ErrReadOnly = fmt.Errorf("sftp: read-only: the peer lacks the scope sftp:wri
 // or a symbolic link pointing outside it). Clients see "permission denied".
 var ErrOutside = fmt.Errorf("sftp: path leads outside the served folder: %w", sftp.ErrSSHFxPermissionDenied)
 
+// ErrUnsafeLink is the error behind a symbolic link the server will not create,
+// rename or hard-link, nor a folder it will not rename because it holds one: only
+// links whose target is relative and has no ".." element (a sibling, something in a
+// subfolder) may be placed anywhere, because only they lead inside the served folder
+// wherever they end up (see "Symbolic links" in the package documentation). Clients
+// see "permission denied". It wraps [ErrOutside].
+var ErrUnsafeLink = fmt.Errorf("sftp: a symbolic link may only point down from its own folder (a relative target without \"..\"): %w", ErrOutside)
+
 // tempSuffix ends the name of an upload's temporary file.
 const tempSuffix = ".alknet-part"
 
@@ -180,6 +188,10 @@ func (f *fsys) openUpload(r *sftp.Request) (*upload, error) {
 		return nil, err
 	}
 	u := &upload{fs: f, target: target, tmpName: tmpName, tmp: tmp, excl: flags.Excl}
+	if u.tmpInfo, err = tmp.Stat(); err != nil {
+		u.discard()
+		return nil, err
+	}
 	if err := tmp.Chmod(perm); err != nil {
 		u.discard()
 		return nil, err
@@ -336,20 +348,23 @@ func (f *fsys) Filecmd(r *sftp.Request) error {
 		}
 		return mapErr(f.root.Mkdir(p, perm))
 	case "Link":
-		return mapErr(f.root.Link(p, rel(r.Target)))
+		// link(2) does not follow a final symbolic link: hard-linking a link puts a
+		// second name on it, elsewhere, just like a rename.
+		to := rel(r.Target)
+		if err := f.checkLinkMove(p, to, false); err != nil {
+			return err
+		}
+		return mapErr(f.root.Link(p, to))
 	case "Symlink":
 		// pkg/sftp (like OpenSSH) puts the link's contents in Filepath and its name
-		// in Target. A link that leads outside could never be followed here, so it is
-		// refused rather than left for others to trip over.
+		// in Target. os.Root never follows a link out of the folder, but the link
+		// stays on disk for other programs (and for the per-peer folders, should the
+		// configuration change), so only links that lead inside from anywhere are made.
 		link := rel(r.Target)
-		dest := r.Filepath
-		if dest == "" || path.IsAbs(dest) {
-			return fmt.Errorf("symlink %s -> %s: %w", r.Target, dest, ErrOutside)
+		if err := f.checkLinkAt(link, r.Filepath); err != nil {
+			return fmt.Errorf("symlink %s -> %s: %w", r.Target, r.Filepath, err)
 		}
-		if j := path.Join(path.Dir(link), dest); j == ".." || strings.HasPrefix(j, "../") {
-			return fmt.Errorf("symlink %s -> %s: %w", r.Target, dest, ErrOutside)
-		}
-		return mapErr(f.root.Symlink(dest, link))
+		return mapErr(f.root.Symlink(r.Filepath, link))
 	case "Remove":
 		ups := f.openUploads(p)
 		for _, u := range ups {
@@ -375,11 +390,14 @@ func (f *fsys) PosixRename(r *sftp.Request) error {
 	if !f.writable {
 		return ErrReadOnly
 	}
-	from := rel(r.Filepath)
+	from, to := rel(r.Filepath), rel(r.Target)
 	if err := f.commitUploads(from); err != nil {
 		return err
 	}
-	return mapErr(f.root.Rename(from, rel(r.Target)))
+	if err := f.checkLinkMove(from, to, true); err != nil {
+		return err
+	}
+	return mapErr(f.root.Rename(from, to))
 }
 
 // rename is SFTP v3's rename, which fails if the target exists. A file is renamed with
@@ -395,6 +413,9 @@ func (f *fsys) rename(from, to string) error {
 	if _, err := f.root.Lstat(to); err == nil {
 		return &fs.PathError{Op: "rename", Path: "/" + to, Err: syscall.EEXIST}
 	}
+	if err := f.checkLinkMove(from, to, true); err != nil {
+		return err
+	}
 	if st.Mode().IsRegular() {
 		if err := f.root.Link(from, to); err == nil {
 			return mapErr(f.root.Remove(from))
@@ -403,6 +424,78 @@ func (f *fsys) rename(from, to string) error {
 		}
 	}
 	return mapErr(f.root.Rename(from, to))
+}
+
+// safeLinkTarget reports whether a symbolic link with contents dest leads inside the
+// served folder wherever the link is placed: dest is relative and has no ".."
+// element, so it names something at or below the link's own folder.
+func safeLinkTarget(dest string) bool {
+	if dest == "" || path.IsAbs(dest) {
+		return false
+	}
+	for _, elem := range strings.Split(dest, "/") {
+		if elem == ".." {
+			return false
+		}
+	}
+	return true
+}
+
+// checkLinkAt checks a symbolic link with contents dest about to exist at link (a
+// path relative to the root): its target must be safe ([safeLinkTarget]) and, if it
+// resolves now, must not resolve outside through a link already there (one made on
+// the server side).
+func (f *fsys) checkLinkAt(link, dest string) error {
+	if !safeLinkTarget(dest) {
+		return ErrUnsafeLink
+	}
+	if _, err := f.root.Stat(path.Join(path.Dir(link), dest)); isEscape(err) {
+		return ErrUnsafeLink
+	}
+	return nil
+}
+
+// checkLinkMove checks that giving the entry at from the name to (rename, or hard
+// link) leaves no symbolic link pointing outside: a link moved must pass
+// [fsys.checkLinkAt] at its new place, and a folder moved (when tree is set) must hold
+// no link with an unsafe target, since those are relative to the link's folder and
+// change meaning with it. Links with a safe target cannot be made unsafe by any move,
+// and the server never creates or moves an unsafe one, so a walk that races with
+// other sessions cannot miss one that matters.
+func (f *fsys) checkLinkMove(from, to string, tree bool) error {
+	st, err := f.root.Lstat(from)
+	if err != nil {
+		return mapErr(err)
+	}
+	switch {
+	case st.Mode()&fs.ModeSymlink != 0:
+		dest, err := f.root.Readlink(from)
+		if err != nil {
+			return mapErr(err)
+		}
+		if err := f.checkLinkAt(to, dest); err != nil {
+			return fmt.Errorf("move /%s -> %s to /%s: %w", from, dest, to, err)
+		}
+	case st.IsDir() && tree:
+		// Walked through os.Root's fs.FS: links are listed, never followed.
+		err := fs.WalkDir(f.root.FS(), from, func(p string, d fs.DirEntry, err error) error {
+			if err != nil || d.Type()&fs.ModeSymlink == 0 {
+				return err
+			}
+			dest, err := f.root.Readlink(p)
+			if err != nil {
+				return err
+			}
+			if !safeLinkTarget(dest) {
+				return fmt.Errorf("move /%s to /%s: it holds the symbolic link /%s -> %s: %w", from, to, p, dest, ErrUnsafeLink)
+			}
+			return nil
+		})
+		if err != nil {
+			return mapErr(err)
+		}
+	}
+	return nil
 }
 
 // setstat applies attributes; on a path this session is uploading, to the upload.
@@ -607,6 +700,7 @@ type upload struct {
 	target  string
 	tmpName string
 	tmp     *os.File
+	tmpInfo fs.FileInfo // to tell that tmpName still names tmp
 	excl    bool
 
 	mu        sync.Mutex
@@ -701,8 +795,18 @@ func (u *upload) abandon() {
 	u.fs.forget(u)
 }
 
+// ErrUploadReplaced is returned when a handle for writing closes and its temporary
+// file's name no longer names the file written (the client renamed or replaced it):
+// nothing is moved onto the target, which is left as it was.
+var ErrUploadReplaced = errors.New("sftp: the upload's temporary file was renamed or replaced; the target is left as it was")
+
 // place moves the temporary file onto the target.
 func (u *upload) place() error {
+	// The temporary name is visible to the client, which may have put something else
+	// there (a folder, a symbolic link): only ever move the file this handle wrote.
+	if st, err := u.fs.root.Lstat(u.tmpName); err != nil || !os.SameFile(st, u.tmpInfo) {
+		return fmt.Errorf("%s: %w", "/"+u.target, ErrUploadReplaced)
+	}
 	var err error
 	if u.excl {
 		// O_EXCL: never replace a file that appeared meanwhile.

@@ -27,6 +27,12 @@ var ErrForbidden = fmt.Errorf("sftp: the peer holds neither sftp:read nor sftp:w
 // folder name.
 var ErrBadPeerName = errors.New("sftp: peer name unusable as a folder name")
 
+// ErrPeerFolder is returned in per-peer mode when Root/<peer name> exists but is
+// not a plain folder: a symbolic link (which could lead anywhere, the node's data
+// folder included) or a file. The session is refused and the reason logged; the
+// operator removes or fixes the entry.
+var ErrPeerFolder = fmt.Errorf("sftp: the peer's folder is not a plain folder (a symbolic link?): %w", fs.ErrPermission)
+
 // ErrServerClosed is returned by ServeStream after [Server.Close]. It wraps
 // [net.ErrClosed].
 var ErrServerClosed = fmt.Errorf("sftp: server closed: %w", core.ErrConnClosed)
@@ -119,7 +125,11 @@ func (s *Server) ServeStream(ctx context.Context, rw io.ReadWriteCloser, peer co
 	}
 	root, err := s.openRoot(peer)
 	if err != nil {
-		s.log.Warn("sftp: no folder for peer", "peer", peer.Name(), "err", err)
+		msg := "sftp: no folder for peer"
+		if errors.Is(err, ErrPeerFolder) {
+			msg = "sftp: refused: the peer's folder is not a plain folder; it is not followed (remove it to serve this peer)"
+		}
+		s.log.Warn(msg, "peer", peer.Name(), "err", err)
 		return err
 	}
 	defer root.Close()
@@ -142,24 +152,58 @@ func (s *Server) ServeStream(ctx context.Context, rw io.ReadWriteCloser, peer co
 	return err
 }
 
-// openRoot opens the folder peer sees as "/".
+// openRoot opens the folder peer sees as "/". In per-peer mode Root/<peer name> is
+// made and opened through an os.Root of Root and must be a plain folder: a symbolic
+// link there is never followed (it may have been planted while the folder was shared,
+// and could lead to the node's data folder and its keys), and the session is refused
+// with [ErrPeerFolder]. Root itself is the operator's setting, out of every peer's
+// reach (each is confined inside it), so a link there is followed.
 func (s *Server) openRoot(peer core.Peer) (*os.Root, error) {
-	dir := s.cfg.Root
-	if s.cfg.PerPeer {
-		name := peer.Name()
-		if !validFolderName(name) {
-			return nil, fmt.Errorf("%w: %q", ErrBadPeerName, name)
-		}
-		dir = filepath.Join(dir, name)
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return nil, fmt.Errorf("sftp: folder for peer %s: %w", name, err)
-		}
-	}
-	root, err := os.OpenRoot(dir)
+	base, err := os.OpenRoot(s.cfg.Root)
 	if err != nil {
 		return nil, fmt.Errorf("sftp: root folder: %w", err)
 	}
+	if !s.cfg.PerPeer {
+		return base, nil
+	}
+	defer base.Close()
+	name := peer.Name()
+	if !validFolderName(name) {
+		return nil, fmt.Errorf("%w: %q", ErrBadPeerName, name)
+	}
+	// mkdirat does not follow a link in the last element.
+	if err := base.Mkdir(name, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return nil, fmt.Errorf("sftp: folder for peer %s: %w", name, err)
+	}
+	st, err := base.Lstat(name)
+	if err != nil {
+		return nil, fmt.Errorf("sftp: folder for peer %s: %w", name, err)
+	}
+	dir := filepath.Join(s.cfg.Root, name)
+	if !st.IsDir() {
+		return nil, fmt.Errorf("%w: %s is %s", ErrPeerFolder, dir, describeMode(st.Mode()))
+	}
+	root, err := base.OpenRoot(name)
+	if err != nil {
+		return nil, fmt.Errorf("sftp: folder for peer %s: %w", name, err)
+	}
+	// OpenRoot follows a link within Root: make sure it opened the folder Lstat saw,
+	// not a link put in its place meanwhile.
+	if got, err := root.Stat("."); err != nil || !os.SameFile(st, got) {
+		root.Close()
+		return nil, fmt.Errorf("%w: %s was replaced while being opened", ErrPeerFolder, dir)
+	}
 	return root, nil
+}
+
+func describeMode(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeSymlink != 0:
+		return "a symbolic link"
+	case m.IsRegular():
+		return "a file"
+	}
+	return "not a folder (" + m.Type().String() + ")"
 }
 
 // validFolderName accepts peer names that are one plain path element.
