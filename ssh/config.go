@@ -43,6 +43,19 @@ type Config struct {
 	// MaxAuthTries is the number of failed authentication attempts after which the
 	// connection is dropped. Default 6; negative means unlimited.
 	MaxAuthTries int `toml:"max_auth_tries"`
+	// MaxStartups is the number of SSH handshakes (key exchange and authentication) the
+	// server runs at once, over every transport together, like OpenSSH's MaxStartups.
+	// Each alknet/ssh stream is a handshake of its own, so without a cap one address
+	// could hold thousands; a handshake beyond it is closed at once, before any SSH
+	// state is set up, and logged. Default 64; negative means no limit.
+	MaxStartups int `toml:"max_startups"`
+	// MaxStartupsPerConn is the number of handshakes one alknet/ssh connection (QUIC or
+	// TLS) may run at once; a stream beyond it is closed at once. Default 4; negative
+	// means no limit. The plain TCP listener carries one handshake per connection.
+	MaxStartupsPerConn int `toml:"max_startups_per_conn"`
+	// LoginGraceTime is how long a client has to finish the handshake and authenticate
+	// (OpenSSH's LoginGraceTime). Default 20s.
+	LoginGraceTime core.Duration `toml:"login_grace_time"`
 	// HangupGrace is how long the processes of a session get after SIGHUP (the client
 	// vanished, or the program ended leaving background jobs) before what is left of
 	// the session is killed. Default 2s.
@@ -51,6 +64,13 @@ type Config struct {
 	// package ssh/forward). The zero value denies every forward.
 	Forward forward.Config `toml:"forward"`
 }
+
+// Defaults of the handshake limits in [Config].
+const (
+	DefaultMaxStartups        = 64
+	DefaultMaxStartupsPerConn = 4
+	DefaultLoginGraceTime     = 20 * time.Second
+)
 
 // DefaultEnv is the environment allow-list used when [Config.Env] is nil.
 var DefaultEnv = []string{"LANG", "LC_*", "TZ", "COLORTERM"}
@@ -78,6 +98,15 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxAuthTries == 0 {
 		c.MaxAuthTries = 6
+	}
+	if c.MaxStartups == 0 {
+		c.MaxStartups = DefaultMaxStartups
+	}
+	if c.MaxStartupsPerConn == 0 {
+		c.MaxStartupsPerConn = DefaultMaxStartupsPerConn
+	}
+	if c.LoginGraceTime <= 0 {
+		c.LoginGraceTime = core.Duration(DefaultLoginGraceTime)
 	}
 	if c.HangupGrace <= 0 {
 		c.HangupGrace = core.Duration(2 * time.Second)

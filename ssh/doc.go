@@ -6,7 +6,10 @@
 //  1. stream: [Server.ServeConn] serves the alknet/ssh ALPN on any [core.Conn], one SSH
 //     connection per accepted stream (a QUIC stream, a TLS/TCP connection, a pipe);
 //     [Server.HandleConn] serves one net.Conn, and [Server.Serve] a plain TCP listener.
-//     The server never opens a socket of its own.
+//     The server never opens a socket of its own. Handshakes not yet authenticated
+//     are bounded, like OpenSSH's MaxStartups: [Config.MaxStartups] server-wide and
+//     [Config.MaxStartupsPerConn] per alknet/ssh connection, each with
+//     [Config.LoginGraceTime] to finish; a stream beyond a cap is closed at once.
 //  2. connection: an Ed25519 host key, modern algorithms only ([KeyExchanges],
 //     [Ciphers], [UserKeyAlgorithms]), public-key authentication only. The client key
 //     is resolved through [core.Peers], so a reloaded peer list applies to the next

@@ -29,6 +29,9 @@ var (
 	// ErrServerClosed is returned by [Server.Serve] and [Server.HandleConn] after
 	// Shutdown or Close. It wraps [net.ErrClosed].
 	ErrServerClosed = fmt.Errorf("ssh: server closed: %w", net.ErrClosed)
+	// ErrTooManyStartups is returned (wrapped) by [Server.HandleConn] for a connection
+	// closed at once because [Config.MaxStartups] handshakes were already running.
+	ErrTooManyStartups = errors.New("ssh: too many unauthenticated connections")
 	// ErrNoHostKey is returned (wrapped) by [NewServer] without a usable host key: nil,
 	// or an Ed25519 key that is not the 64 bytes of an ed25519.PrivateKey.
 	ErrNoHostKey = errors.New("ssh: no host key")
@@ -89,8 +92,12 @@ type Server struct {
 	conns     map[*serverConn]struct{}
 	listeners map[net.Listener]struct{}
 	perIP     map[string]int
+	startups  int // handshakes running, against Config.MaxStartups
 	closing   bool
 	wg        sync.WaitGroup
+
+	// Refusals before the handshake log one warning a second per kind.
+	startupLog, connStartupLog, perIPLog logLimiter
 }
 
 var _ core.Handler = (*Server)(nil)
@@ -188,7 +195,8 @@ func (s *Server) Config() Config { return *s.cfg.Load() }
 func (s *Server) HostKey() gossh.PublicKey { return s.hostKey.PublicKey() }
 
 // ServeConn serves the alknet/ssh ALPN: one SSH connection per accepted stream, until
-// the connection ends. It implements [core.Handler].
+// the connection ends. It implements [core.Handler]. A stream beyond
+// [Config.MaxStartupsPerConn] handshakes running on c is closed at once.
 func (s *Server) ServeConn(ctx context.Context, c core.Conn) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -199,16 +207,24 @@ func (s *Server) ServeConn(ctx context.Context, c core.Conn) error {
 	defer cancel()
 	stop := context.AfterFunc(s.doneCtx, cancel)
 	defer stop()
+	// Handshakes of this connection running at once, against MaxStartupsPerConn: each
+	// stream is an SSH handshake of its own, and streams are cheap to open.
+	var pending atomic.Int64
 	for {
 		st, err := c.AcceptStream(acceptCtx)
 		if err != nil {
 			return nil
 		}
 		nc := core.NetConn(st, nil, c.Peer().RemoteAddr)
+		if max := s.cfg.Load().MaxStartupsPerConn; pending.Add(1) > int64(max) && max > 0 {
+			pending.Add(-1)
+			s.refuseStartup(&s.connStartupLog, nc, c.Transport(), "too many unauthenticated connections on one connection")
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := s.HandleConn(ctx, nc, c.Transport()); err != nil && !errors.Is(err, net.ErrClosed) {
+			if err := s.handleConn(ctx, nc, c.Transport(), func() { pending.Add(-1) }); err != nil && !errors.Is(err, net.ErrClosed) {
 				s.log.Debug("ssh connection ended", "transport", c.Transport(), "err", err)
 			}
 		}()
@@ -251,8 +267,7 @@ func (s *Server) Serve(l net.Listener) error {
 		}
 		ip := hostOf(nc.RemoteAddr())
 		if !s.admit(ip) {
-			s.log.Warn("connection rejected", "remote", nc.RemoteAddr().String(), "reason", "too many connections from this address", "service", authService, "transport", TransportSSHTCP)
-			nc.Close()
+			s.refuseStartup(&s.perIPLog, nc, TransportSSHTCP, "too many connections from this address")
 			continue
 		}
 		s.wg.Add(1)
@@ -306,16 +321,70 @@ func (s *Server) release(ip string) {
 	}
 }
 
+// refuseStartup closes nc, which is refused before its SSH handshake, with a warning
+// that lim keeps to one a second.
+func (s *Server) refuseStartup(lim *logLimiter, nc net.Conn, transport, reason string) {
+	nc.Close()
+	if ok, suppressed := lim.allow(time.Now()); ok {
+		remote := "unknown"
+		if a := nc.RemoteAddr(); a != nil {
+			remote = a.String()
+		}
+		s.log.Warn("connection rejected", "remote", remote, "reason", reason, "service", authService, "transport", transport, "suppressed", suppressed)
+	}
+}
+
+// startup takes one of the server's Config.MaxStartups handshake slots.
+func (s *Server) startup(max int) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if max > 0 && s.startups >= max {
+		return false
+	}
+	s.startups++
+	return true
+}
+
+func (s *Server) endStartup() {
+	s.mu.Lock()
+	s.startups--
+	s.mu.Unlock()
+}
+
 // HandleConn runs one SSH server connection over nc until it ends, and closes nc.
 // transport names the carrier for hooks and logs ("quic", "tcp", TransportSSHTCP). It
 // returns nil when the client disconnects, or why the connection failed. When ctx ends,
 // at any stage (the handshake included), nc is closed and HandleConn returns soon
 // after, with an error wrapping ctx.Err() if the handshake had not finished. A client
-// has 30s to finish the handshake in any case.
+// has [Config.LoginGraceTime] to finish the handshake in any case. When
+// [Config.MaxStartups] handshakes are already running, nc is closed at once and the
+// error wraps [ErrTooManyStartups].
 //
 // A panic in the connection's own code (the handshake, a hook) is recovered and logged,
 // and ends only this connection; one in a [ChannelHandler] ends only its channel.
-func (s *Server) HandleConn(ctx context.Context, nc net.Conn, transport string) (err error) {
+func (s *Server) HandleConn(ctx context.Context, nc net.Conn, transport string) error {
+	return s.handleConn(ctx, nc, transport, nil)
+}
+
+// handleConn is HandleConn; handshakeDone, if not nil, runs once when the handshake
+// has ended, whether it succeeded or not.
+func (s *Server) handleConn(ctx context.Context, nc net.Conn, transport string, handshakeDone func()) (err error) {
+	cfg := s.cfg.Load()
+	// Before anything else is set up: refusing must cost next to nothing.
+	if !s.startup(cfg.MaxStartups) {
+		if handshakeDone != nil {
+			handshakeDone()
+		}
+		s.refuseStartup(&s.startupLog, nc, transport, "too many unauthenticated connections")
+		return fmt.Errorf("ssh: connection from %s: %w", hostOf(nc.RemoteAddr()), ErrTooManyStartups)
+	}
+	ended := sync.OnceFunc(func() {
+		s.endStartup()
+		if handshakeDone != nil {
+			handshakeDone()
+		}
+	})
+	defer ended()
 	defer nc.Close()
 	remote := "unknown"
 	if a := nc.RemoteAddr(); a != nil {
@@ -327,7 +396,6 @@ func (s *Server) HandleConn(ctx context.Context, nc net.Conn, transport string) 
 			err = fmt.Errorf("ssh: connection with %s: panic: %v", remote, r)
 		}
 	}()
-	cfg := s.cfg.Load()
 	sc := &serverConn{srv: s, transport: transport, nc: nc, sessions: map[*session]struct{}{}}
 	if !s.track(sc, true) {
 		return ErrServerClosed
@@ -338,8 +406,9 @@ func (s *Server) HandleConn(ctx context.Context, nc net.Conn, transport string) 
 	stopHandshake := context.AfterFunc(ctx, func() { nc.Close() })
 	defer stopHandshake()
 	// A client that never finishes the handshake must not hold the connection forever.
-	nc.SetDeadline(time.Now().Add(30 * time.Second))
+	nc.SetDeadline(time.Now().Add(cfg.LoginGraceTime.Std()))
 	conn, chans, reqs, err := gossh.NewServerConn(nc, s.serverConfig(cfg, remote, transport))
+	ended()
 	if err != nil {
 		if ctx.Err() != nil {
 			return fmt.Errorf("ssh: handshake with %s: %w", remote, ctx.Err())
@@ -673,4 +742,23 @@ func peerFromPermissions(p *gossh.Permissions, remote net.Addr) (core.Peer, erro
 		pub = ck.CryptoPublicKey()
 	}
 	return core.Peer{RemoteAddr: remote, PublicKey: pub, Identity: &core.Identity{Name: name, Scopes: scopes}}, nil
+}
+
+// logLimiter keeps a warning that an attacker can trigger at will to one a second.
+type logLimiter struct {
+	mu         sync.Mutex
+	last       time.Time
+	suppressed int
+}
+
+// allow reports whether to log now, and how many lines were held back since the last.
+func (l *logLimiter) allow(now time.Time) (ok bool, suppressed int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.last.IsZero() && now.Sub(l.last) < time.Second {
+		l.suppressed++
+		return false, 0
+	}
+	suppressed, l.suppressed, l.last = l.suppressed, 0, now
+	return true, suppressed
 }

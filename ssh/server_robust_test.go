@@ -60,9 +60,9 @@ func TestNewServerBadHostKey(t *testing.T) {
 }
 
 // HandleConn gives up on a client that stalls in the handshake as soon as its context
-// ends, well before the handshake's own 30s limit.
+// ends, well before the handshake's own limit (LoginGraceTime).
 func TestHandleConnContextDuringHandshake(t *testing.T) {
-	f := newFixture(t, alkssh.Config{})
+	f := newFixture(t, alkssh.Config{LoginGraceTime: core.Duration(10 * time.Minute)})
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -102,7 +102,7 @@ func TestHandleConnContextDuringHandshake(t *testing.T) {
 		if !errors.Is(err, context.Canceled) {
 			t.Fatalf("HandleConn = %v, want context.Canceled", err)
 		}
-	case <-time.After(15 * time.Second): // the handshake limit is 30s
+	case <-time.After(15 * time.Second): // the handshake limit is 10 minutes
 		t.Fatal("HandleConn still runs after its context ended")
 	}
 	// The server closed the connection.
