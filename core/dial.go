@@ -167,7 +167,7 @@ func (d *Dialer) dialQUIC(ctx context.Context, hostport string, tlsCfg *tls.Conf
 		}
 		return nil, err
 	}
-	return &quicConn{qc: qc, alpn: tlsCfg.NextProtos[0], peer: Peer{RemoteAddr: qc.RemoteAddr(), PublicKey: pin}}, nil
+	return &quicConn{qc: qc, alpn: tlsCfg.NextProtos[0], peer: newLivePeer(Peer{RemoteAddr: qc.RemoteAddr(), PublicKey: pin})}, nil
 }
 
 func (d *Dialer) dialTCP(ctx context.Context, hostport string, tlsCfg *tls.Config, pin ed25519.PublicKey) (Conn, error) {

@@ -30,7 +30,8 @@
 // closed with [ErrIdentityMismatch]. The server asks every client for a certificate but
 // never requires one: a client that shows one proves its key, which [Peers] resolves to
 // an [Identity] with scopes. Unknown keys and clients without a key are anonymous and
-// hold no scope (default deny).
+// hold no scope (default deny). [Peers.Update] reloads the list; an Endpoint then closes
+// live connections whose peer lost a scope or was removed, with [CodeAccessChanged].
 //
 // # Dialing
 //

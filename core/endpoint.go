@@ -24,6 +24,7 @@ type EndpointConfig struct {
 	// Key is the node's Ed25519 identity key. Required; see [ValidKey].
 	Key ed25519.PrivateKey
 	// Peers resolves client keys to identities. Nil means every client is anonymous.
+	// The endpoint follows its updates on live connections; see [Endpoint].
 	Peers *Peers
 	// Logger receives connection and authentication events. Nil means slog.Default().
 	Logger *slog.Logger
@@ -43,6 +44,27 @@ type EndpointConfig struct {
 // nobody registered fails the handshake.
 //
 // Call [Endpoint.Listen] (or ListenQUIC and ListenTCP), then [Endpoint.Serve].
+//
+// # Peer list reloads
+//
+// A connection's identity is resolved from [EndpointConfig.Peers] when the connection
+// is accepted, and again after every [Peers.Update] (SIGHUP in the alknet CLI):
+//
+//   - A connection whose peer was removed, renamed (its key now belongs to another
+//     name) or no longer holds every scope the connection held is closed as soon as the
+//     Update's notification runs, before Update returns: over QUIC with
+//     [CodeAccessChanged] and a reason asking the client to reconnect, over TLS/TCP by
+//     closing it. One info line is logged per closed connection. The client's next
+//     connection gets the reduced identity.
+//   - A connection whose peer kept its name and every scope stays open, and
+//     [Conn.Peer] returns the new identity from then on: scopes added by the reload
+//     apply to the connection's next stream or request, for handlers that call
+//     Conn.Peer per stream. A handler that copied the Peer at the start of the
+//     connection keeps the copy's scopes until the client reconnects.
+//   - An anonymous connection stays anonymous until it reconnects, even if its key has
+//     since been listed.
+//
+// Shutdown and Close stop following the peer list.
 //
 // Only [NewEndpoint] makes a working Endpoint. On a zero Endpoint, Close and Shutdown
 // return nil, Addr and NodeID return "", and Listen, ListenQUIC, ListenTCP and Serve
@@ -71,6 +93,9 @@ type Endpoint struct {
 	loops    sync.WaitGroup // accept loops
 	handlers sync.WaitGroup // connection goroutines
 	closeOne sync.Once
+
+	stopPeers func()     // ends the Peers.OnUpdate subscription
+	reloadMu  sync.Mutex // serializes peersUpdated, which concurrent Updates may run at once
 }
 
 // NewEndpoint returns an endpoint serving mux. It reads mux's ALPNs at every
@@ -104,6 +129,7 @@ func NewEndpoint(mux *Mux, cfg EndpointConfig) (*Endpoint, error) {
 		e.log = slog.Default()
 	}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
+	e.stopPeers = cfg.Peers.OnUpdate(e.peersUpdated) // a no-op for nil Peers
 	e.tlsCfg = &tls.Config{
 		MinVersion:       tls.VersionTLS13,
 		CurvePreferences: curves,
@@ -355,8 +381,8 @@ func (e *Endpoint) acceptQUIC(ln *quic.Listener) {
 			return
 		}
 		state := qc.ConnectionState().TLS
-		c := &quicConn{qc: qc, alpn: state.NegotiatedProtocol}
-		c.peer = e.peerOf(qc.RemoteAddr(), state.PeerCertificates)
+		c := &quicConn{qc: qc, alpn: state.NegotiatedProtocol,
+			peer: newLivePeer(e.peerOf(qc.RemoteAddr(), state.PeerCertificates))}
 		if !e.admit(c) {
 			qc.CloseWithError(quic.ApplicationErrorCode(CodeLimit), "too many connections")
 			continue
@@ -530,14 +556,71 @@ func (e *Endpoint) releaseIP(ip string) {
 }
 
 // track records c as running, unless the endpoint is closing.
+//
+// It resolves c's key once more, under e.mu: an Update that landed after the handshake
+// resolved it but before c was recorded would otherwise find c in no list, and c would
+// keep the old identity. Either peersUpdated snapshots e.conns after this (and sees c),
+// or this runs after that snapshot and so after the Update stored its list.
 func (e *Endpoint) track(c Conn) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.closing {
 		return false
 	}
+	if lp := livePeerOf(c); lp != nil && lp.key != nil {
+		lp.id.Store(e.cfg.Peers.Resolve(lp.key))
+	}
 	e.conns[c] = struct{}{}
 	return true
+}
+
+// livePeerOf returns the replaceable Peer of a connection the endpoint made.
+func livePeerOf(c Conn) *livePeer {
+	switch c := c.(type) {
+	case *quicConn:
+		return c.peer
+	case *streamConn:
+		return c.peer
+	}
+	return nil
+}
+
+// accessChangedReason is the QUIC close reason sent with CodeAccessChanged.
+const accessChangedReason = "peer access changed by a peer list reload; reconnect"
+
+// peersUpdated runs after every Peers.Update. It re-resolves the key of every live
+// connection with an identity, closes those that lost access (see accessLost) and gives
+// the others their new identity. Anonymous connections are left as they are.
+func (e *Endpoint) peersUpdated() {
+	e.reloadMu.Lock()
+	defer e.reloadMu.Unlock()
+	e.mu.Lock()
+	conns := make([]Conn, 0, len(e.conns))
+	for c := range e.conns {
+		conns = append(conns, c)
+	}
+	e.mu.Unlock()
+	// Close outside e.mu, as closeConns does: a handler's cleanup may call back into
+	// the endpoint.
+	for _, c := range conns {
+		lp := livePeerOf(c)
+		if lp == nil || lp.key == nil {
+			continue
+		}
+		cur := lp.id.Load()
+		if cur == nil {
+			continue
+		}
+		next := e.cfg.Peers.Resolve(lp.key)
+		reason := accessLost(cur, next)
+		if reason == "" {
+			lp.id.Store(next)
+			continue
+		}
+		e.log.Info("connection closed: peer access changed", "peer", cur.Name, "remote", lp.addr.String(),
+			"alpn", c.ALPN(), "transport", c.Transport(), "reason", reason)
+		c.Close(CodeAccessChanged, accessChangedReason)
+	}
 }
 
 func (e *Endpoint) release(c Conn) {
@@ -656,6 +739,7 @@ func (e *Endpoint) closeConns() {
 
 func (e *Endpoint) finish() {
 	e.closeOne.Do(func() {
+		e.stopPeers()
 		e.cancel()
 		e.loops.Wait()
 		e.mu.Lock()

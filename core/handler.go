@@ -53,7 +53,11 @@ type Conn interface {
 	OpenStream(ctx context.Context) (Stream, error)
 	// ALPN is the protocol negotiated in the handshake.
 	ALPN() string
-	// Peer describes the other side, as proven in the handshake.
+	// Peer describes the other side, as proven in the handshake. On a connection an
+	// [Endpoint] accepted, Identity is the peer's current one: a reload of the peer list
+	// that widens its scopes shows here at once (a reload that narrows them closes the
+	// connection). Call Peer per stream or request, not once per connection, for
+	// widened scopes to apply without a reconnect.
 	Peer() Peer
 	// Transport names the carrier: "quic", "tcp", "pipe", "ssh" or "webtransport".
 	Transport() string
@@ -92,6 +96,10 @@ const (
 	CodeLimit       uint64 = 4
 	CodeForbidden   uint64 = 5
 	CodeHandlerDone uint64 = 0
+	// CodeAccessChanged closes a connection whose peer lost a scope it held, was renamed
+	// or was removed by a reload of the peer list ([Peers.Update]). The client should
+	// reconnect: the new connection gets the peer's current identity.
+	CodeAccessChanged uint64 = 6
 )
 
 var (

@@ -2,9 +2,11 @@ package core
 
 import (
 	"crypto"
+	"fmt"
 	"net"
 	"slices"
 	"strings"
+	"sync/atomic"
 )
 
 // Peer describes the other side of a connection.
@@ -14,8 +16,49 @@ type Peer struct {
 	// PublicKey is the key the other side proved in the handshake (an
 	// ed25519.PublicKey for alknet clients), or nil if it showed none.
 	PublicKey crypto.PublicKey
-	// Identity is what PublicKey resolved to in the peer list; nil means anonymous.
+	// Identity is what PublicKey resolved to in the peer list; nil means anonymous. On
+	// a connection an [Endpoint] accepted, it follows reloads of the peer list that
+	// keep or widen the peer's access (see [Endpoint]); a Peer value already taken from
+	// [Conn.Peer] does not change.
 	Identity *Identity
+}
+
+// livePeer is the Peer of a connection whose identity an [Endpoint] may replace after a
+// reload of the peer list. RemoteAddr and PublicKey never change; Identity is read and
+// swapped atomically, so Conn.Peer is safe to call from any goroutine.
+type livePeer struct {
+	addr net.Addr
+	key  crypto.PublicKey
+	id   atomic.Pointer[Identity]
+}
+
+func newLivePeer(p Peer) *livePeer {
+	lp := &livePeer{addr: p.RemoteAddr, key: p.PublicKey}
+	lp.id.Store(p.Identity)
+	return lp
+}
+
+func (lp *livePeer) peer() Peer {
+	return Peer{RemoteAddr: lp.addr, PublicKey: lp.key, Identity: lp.id.Load()}
+}
+
+// accessLost says how next, the identity a connection's key resolves to after a reload,
+// falls short of cur, the identity the connection holds: "" if next keeps cur's name and
+// grants every scope cur holds ("*" grants all). A changed name counts as a loss:
+// access rules and logs name the peer.
+func accessLost(cur, next *Identity) string {
+	switch {
+	case next == nil:
+		return fmt.Sprintf("peer %q removed from the peer list", cur.Name)
+	case next.Name != cur.Name:
+		return fmt.Sprintf("key now belongs to peer %q", next.Name)
+	}
+	for _, s := range cur.Scopes {
+		if s != "" && !next.Allows(s) {
+			return fmt.Sprintf("scope %q revoked", s)
+		}
+	}
+	return ""
 }
 
 // Anonymous reports whether the peer has no identity.

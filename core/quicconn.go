@@ -12,13 +12,15 @@ import (
 type quicConn struct {
 	qc   *quic.Conn
 	alpn string
-	peer Peer
+	peer *livePeer
 }
 
 func (c *quicConn) wrap(s *quic.Stream, err error) (Stream, error) {
 	if err != nil {
 		if isClosedErr(err) {
-			return nil, fmt.Errorf("%w: %v", ErrConnClosed, err)
+			// Both wrapped: callers may look for the close code (*quic.ApplicationError),
+			// such as CodeAccessChanged.
+			return nil, fmt.Errorf("%w: %w", ErrConnClosed, err)
 		}
 		return nil, err
 	}
@@ -34,7 +36,7 @@ func (c *quicConn) OpenStream(ctx context.Context) (Stream, error) {
 }
 
 func (c *quicConn) ALPN() string      { return c.alpn }
-func (c *quicConn) Peer() Peer        { return c.peer }
+func (c *quicConn) Peer() Peer        { return c.peer.peer() }
 func (c *quicConn) Transport() string { return TransportQUIC }
 
 func (c *quicConn) Close(code uint64, reason string) error {

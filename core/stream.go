@@ -42,7 +42,7 @@ var _ Stream = connStream{}
 // carry one stream (an SSH channel, a WebTransport stream) use it to hand that stream to
 // [Mux.Dispatch].
 func NewStreamConn(s Stream, alpn string, peer Peer, transport string) Conn {
-	c := &streamConn{inner: s, alpn: alpn, peer: peer, transport: transport, done: make(chan struct{})}
+	c := &streamConn{inner: s, alpn: alpn, peer: newLivePeer(peer), transport: transport, done: make(chan struct{})}
 	c.s = &ownedStream{Stream: s, conn: c}
 	return c
 }
@@ -81,7 +81,7 @@ type streamConn struct {
 	s         *ownedStream // what callers get
 	inner     Stream       // what Close closes
 	alpn      string
-	peer      Peer
+	peer      *livePeer
 	transport string
 
 	mu    sync.Mutex
@@ -127,7 +127,7 @@ func (c *streamConn) OpenStream(ctx context.Context) (Stream, error) {
 }
 
 func (c *streamConn) ALPN() string      { return c.alpn }
-func (c *streamConn) Peer() Peer        { return c.peer }
+func (c *streamConn) Peer() Peer        { return c.peer.peer() }
 func (c *streamConn) Transport() string { return c.transport }
 
 func (c *streamConn) Close(code uint64, reason string) error {
