@@ -612,9 +612,12 @@ func (e *Endpoint) peersUpdated() {
 			continue
 		}
 		next := e.cfg.Peers.Resolve(lp.key)
+		// The new identity applies at once, also to a connection about to be closed:
+		// its close may take a while (a TLS/TCP peer that does not read), and streams
+		// it opens meanwhile must see the reduced scopes.
+		lp.id.Store(next)
 		reason := accessLost(cur, next)
 		if reason == "" {
-			lp.id.Store(next)
 			continue
 		}
 		e.log.Info("connection closed: peer access changed", "peer", cur.Name, "remote", lp.addr.String(),
