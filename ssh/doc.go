@@ -12,10 +12,13 @@
 //     [Config.LoginGraceTime] to finish; a stream beyond a cap is closed at once.
 //  2. connection: an Ed25519 host key, modern algorithms only ([KeyExchanges],
 //     [Ciphers], [UserKeyAlgorithms]), public-key authentication only. The client key
-//     is resolved through [core.Peers], so a reloaded peer list applies to the next
-//     connection. The identity travels in the Permissions of the accepted key (never
-//     in state a callback left behind, the CVE-2024-45337 pattern). Every attempt is
-//     logged with [core.LogAuth].
+//     is resolved through [core.Peers]. The identity travels in the Permissions of the
+//     accepted key (never in state a callback left behind, the CVE-2024-45337
+//     pattern). Every attempt is logged with [core.LogAuth]. A reloaded peer list
+//     applies to live connections too: scope checks re-resolve the accepted key
+//     ([ConnContext.CurrentPeer]), and a connection whose peer was removed, renamed or
+//     lost a scope it held is closed after its sessions are told "alknet: your access
+//     changed; reconnect".
 //  3. channels: x/crypto/ssh's multiplexer; channel types are served by
 //     [Server.ChannelHandlers], global requests by [Server.RequestHandlers]. Unknown
 //     types are refused cleanly, and a failing channel closes only itself.

@@ -87,7 +87,7 @@ func (se *session) execHook(ctx context.Context, h ExecHandler, args []string) b
 					code = 1
 				}
 			}()
-			code = h(ctx, se.ch, se.ch.Stderr(), se.cc.Peer, args)
+			code = h(ctx, se.ch, se.ch.Stderr(), se.cc.CurrentPeer(), args)
 		}()
 		se.wmu.Lock()
 		se.ch.CloseWrite()

@@ -50,5 +50,5 @@ func InstallForwarding(srv *Server, f *forward.Forwarder) {
 }
 
 func forwardSession(cc *ConnContext) *forward.Session {
-	return &forward.Session{Peer: cc.Peer, Transport: cc.Transport, Conn: cc.Conn, OnClose: cc.OnClose}
+	return &forward.Session{Peer: cc.CurrentPeer(), Transport: cc.Transport, Conn: cc.Conn, OnClose: cc.OnClose}
 }

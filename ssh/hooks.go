@@ -27,7 +27,8 @@ type SubsystemHandler func(ctx context.Context, rw io.ReadWriteCloser, peer core
 
 // ConnContext is what hooks know about one SSH connection.
 type ConnContext struct {
-	// Peer is the authenticated peer: its key and the identity the peer list gave it.
+	// Peer is the authenticated peer: its key and the identity the peer list gave it
+	// when it authenticated. Scope checks use [ConnContext.CurrentPeer] instead.
 	Peer core.Peer
 	// Transport is the carrier of the SSH connection ("quic", "tcp", "ssh-tcp", ...).
 	Transport string
@@ -37,6 +38,24 @@ type ConnContext struct {
 	server  *serverConn // the server's bookkeeping; nil for a ConnContext built elsewhere
 	mu      sync.Mutex
 	closers []func()
+}
+
+// CurrentPeer returns Peer with the identity the server's peer list gives Peer's key
+// now, so that a reload applies to every later check on a live connection: a removed
+// peer is anonymous and holds no scope. The identity is looked up from the key that
+// completed authentication, never from state an authentication callback left. A
+// ConnContext built with [NewConnContext] returns Peer.
+func (c *ConnContext) CurrentPeer() core.Peer {
+	if c.server == nil {
+		return c.Peer
+	}
+	key, _ := c.server.accepted()
+	if key == nil {
+		return c.Peer
+	}
+	p := c.Peer
+	p.Identity = c.server.srv.peers.Resolve(key)
+	return p
 }
 
 // OnClose registers f to run when the SSH connection ends (for example to close a

@@ -81,10 +81,11 @@ type Server struct {
 	// 64, negative for none) and IdleTimeout (the TCP keep-alive period, default 60s).
 	ListenerLimits core.Limits
 
-	hostKey gossh.Signer
-	peers   *core.Peers
-	log     *slog.Logger
-	cfg     atomic.Pointer[Config]
+	hostKey     gossh.Signer
+	peers       *core.Peers
+	log         *slog.Logger
+	cfg         atomic.Pointer[Config]
+	unsubscribe func() // stops hearing of peer-list reloads
 
 	doneCtx   context.Context // cancelled when Shutdown or Close starts
 	markDone  context.CancelFunc
@@ -107,6 +108,11 @@ var _ core.Shutdowner = (*Server)(nil)
 // crypto.Signer x/crypto/ssh accepts), resolving client keys through peers (nil: every
 // key is unknown and refused). log may be nil. A missing or malformed host key is an
 // error wrapping [ErrNoHostKey].
+//
+// The server subscribes to peers' reloads ([core.Peers.OnUpdate]) until Shutdown or
+// Close: after each one it closes the live connections whose peer was removed, renamed
+// or lost a scope it held when it authenticated, after telling each of their sessions
+// "alknet: your access changed; reconnect" on stderr.
 func NewServer(hostKey crypto.Signer, peers *core.Peers, cfg Config, log *slog.Logger) (*Server, error) {
 	if err := checkHostKey(hostKey); err != nil {
 		return nil, err
@@ -135,6 +141,7 @@ func NewServer(hostKey crypto.Signer, peers *core.Peers, cfg Config, log *slog.L
 	}
 	s.doneCtx, s.markDone = context.WithCancel(context.Background())
 	s.ChannelHandlers["session"] = s.serveSession
+	s.unsubscribe = peers.OnUpdate(s.peersChanged)
 	return s, nil
 }
 
@@ -396,7 +403,7 @@ func (s *Server) handleConn(ctx context.Context, nc net.Conn, transport string, 
 			err = fmt.Errorf("ssh: connection with %s: panic: %v", remote, r)
 		}
 	}()
-	sc := &serverConn{srv: s, transport: transport, nc: nc, sessions: map[*session]struct{}{}}
+	sc := &serverConn{srv: s, transport: transport, nc: nc, sessions: map[*session]struct{}{}, revoked: make(chan struct{})}
 	if !s.track(sc, true) {
 		return ErrServerClosed
 	}
@@ -418,10 +425,11 @@ func (s *Server) handleConn(ctx context.Context, nc net.Conn, transport string, 
 	nc.SetDeadline(time.Time{})
 	defer conn.Close()
 
-	peer, err := peerFromPermissions(conn.Permissions, nc.RemoteAddr())
+	peer, key, err := peerFromPermissions(conn.Permissions, nc.RemoteAddr())
 	if err != nil { // cannot happen: auth succeeded only through publicKey
 		return err
 	}
+	sc.authenticated(key, peer.Identity)
 	cc := NewConnContext(peer, transport, conn)
 	cc.server = sc
 	defer cc.RunClosers()
@@ -436,6 +444,20 @@ func (s *Server) handleConn(ctx context.Context, nc net.Conn, transport string, 
 	sc.cancel = cancel
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
+
+	// A reload that took access away ends the connection, after a notice.
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		select {
+		case <-ctx.Done():
+		case <-sc.revoked:
+			sc.leave(cancel)
+		}
+	}()
+	// peersChanged skips connections still in the handshake, and the key was resolved
+	// during it: a reload since then is caught here.
+	s.checkAccess(sc)
 
 	wg.Add(1)
 	go func() {
@@ -594,6 +616,7 @@ func (s *Server) Close() error {
 }
 
 func (s *Server) stop() []*serverConn {
+	s.unsubscribe()
 	s.markDone()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -616,9 +639,101 @@ type serverConn struct {
 	cc        *ConnContext
 	cancel    context.CancelFunc
 
+	revoked    chan struct{} // closed when a reload took access away
+	revokeOnce sync.Once
+
 	mu       sync.Mutex
 	sessions map[*session]struct{}
 	bye      bool
+	key      gossh.PublicKey // the accepted key; nil during the handshake
+	id       *core.Identity  // the identity key had when it authenticated
+}
+
+// authenticated records the accepted key and the identity it was accepted as, for
+// checks after a peer-list reload.
+func (sc *serverConn) authenticated(key gossh.PublicKey, id *core.Identity) {
+	sc.mu.Lock()
+	sc.key, sc.id = key, id
+	sc.mu.Unlock()
+}
+
+// accepted returns what authenticated recorded; a nil key while in the handshake.
+func (sc *serverConn) accepted() (gossh.PublicKey, *core.Identity) {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	return sc.key, sc.id
+}
+
+// revokeNotice is what sessions hear when a reload ends their connection.
+const revokeNotice = "your access changed; reconnect"
+
+// leave ends a connection whose access was revoked: every session gets the notice on
+// stderr, then cancel closes the connection (its programs get SIGHUP as when a client
+// vanishes). A client that does not read cannot hold it open: cancel runs after a
+// second regardless.
+func (sc *serverConn) leave(cancel context.CancelFunc) {
+	t := time.AfterFunc(time.Second, cancel)
+	defer t.Stop()
+	sc.mu.Lock()
+	sc.bye = true // no new sessions
+	var list []*session
+	for se := range sc.sessions {
+		list = append(list, se)
+	}
+	sc.mu.Unlock()
+	for _, se := range list {
+		se.notice(revokeNotice)
+	}
+	cancel()
+}
+
+// peersChanged runs after every reload of the peer list.
+func (s *Server) peersChanged() {
+	s.mu.Lock()
+	list := make([]*serverConn, 0, len(s.conns))
+	for sc := range s.conns {
+		list = append(list, sc)
+	}
+	s.mu.Unlock()
+	for _, sc := range list {
+		s.checkAccess(sc)
+	}
+}
+
+// checkAccess ends sc if the peer list in force no longer gives its key the identity
+// it authenticated as: the peer was removed or renamed, or lost a scope it held. It
+// does not block: the connection is closed on its own goroutine.
+func (s *Server) checkAccess(sc *serverConn) {
+	key, id := sc.accepted()
+	if key == nil {
+		return
+	}
+	why := accessLost(id, s.peers.Resolve(key))
+	if why == "" {
+		return
+	}
+	sc.revokeOnce.Do(func() {
+		s.log.Info("ssh connection closed: access changed", "peer", id.Name, "reason", why, "transport", sc.transport)
+		close(sc.revoked)
+	})
+}
+
+// accessLost says how next, the identity the key resolves to now, falls short of cur,
+// the identity it authenticated as: "" if next keeps cur's name and grants every scope
+// cur held. A new name counts as a loss: rules and logs name the peer.
+func accessLost(cur, next *core.Identity) string {
+	switch {
+	case next == nil:
+		return "removed"
+	case next.Name != cur.Name:
+		return "renamed"
+	}
+	for _, sc := range cur.Scopes {
+		if sc != "" && !next.Allows(sc) {
+			return "scope " + sc + " revoked"
+		}
+	}
+	return ""
 }
 
 func (sc *serverConn) addSession(se *session) bool {
@@ -719,19 +834,19 @@ func (s *Server) serverConfig(cfg *Config, remote, transport string) *gossh.Serv
 	return c
 }
 
-// peerFromPermissions rebuilds the authenticated peer from the Permissions of the key
-// that completed authentication.
-func peerFromPermissions(p *gossh.Permissions, remote net.Addr) (core.Peer, error) {
+// peerFromPermissions rebuilds the authenticated peer, and its key, from the
+// Permissions of the key that completed authentication.
+func peerFromPermissions(p *gossh.Permissions, remote net.Addr) (core.Peer, gossh.PublicKey, error) {
 	if p == nil || p.Extensions == nil {
-		return core.Peer{}, errors.New("ssh: connection without permissions")
+		return core.Peer{}, nil, errors.New("ssh: connection without permissions")
 	}
 	name, ok := p.Extensions[extPeer]
 	if !ok {
-		return core.Peer{}, errors.New("ssh: connection without identity")
+		return core.Peer{}, nil, errors.New("ssh: connection without identity")
 	}
 	key, err := gossh.ParsePublicKey([]byte(p.Extensions[extKey]))
 	if err != nil {
-		return core.Peer{}, fmt.Errorf("ssh: identity key: %w", err)
+		return core.Peer{}, nil, fmt.Errorf("ssh: identity key: %w", err)
 	}
 	var scopes []string
 	if v := p.Extensions[extScopes]; v != "" {
@@ -741,7 +856,7 @@ func peerFromPermissions(p *gossh.Permissions, remote net.Addr) (core.Peer, erro
 	if ck, ok := key.(gossh.CryptoPublicKey); ok {
 		pub = ck.CryptoPublicKey()
 	}
-	return core.Peer{RemoteAddr: remote, PublicKey: pub, Identity: &core.Identity{Name: name, Scopes: scopes}}, nil
+	return core.Peer{RemoteAddr: remote, PublicKey: pub, Identity: &core.Identity{Name: name, Scopes: scopes}}, key, nil
 }
 
 // logLimiter keeps a warning that an attacker can trigger at will to one a second.

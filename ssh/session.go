@@ -110,7 +110,7 @@ func (s *Server) serveSession(ctx context.Context, cc *ConnContext, nch gossh.Ne
 
 // shellAllowed reports whether terminal requests are allowed for this peer.
 func (se *session) shellAllowed() bool {
-	return se.cfg.Shell && se.cc.Peer.Allows(core.ScopeSSHShell)
+	return se.cfg.Shell && se.cc.CurrentPeer().Allows(core.ScopeSSHShell)
 }
 
 func (se *session) deny(what string) bool {
@@ -177,13 +177,13 @@ func (se *session) handle(ctx context.Context, req *gossh.Request) bool {
 		}
 		if args, ok := SplitCommand(command); ok {
 			if h := se.srv.ExecHandlers[args[0]]; h != nil {
-				if !se.cc.Peer.Allows(core.ScopeSSHExec + ":" + args[0]) {
+				if !se.cc.CurrentPeer().Allows(core.ScopeSSHExec + ":" + args[0]) {
 					return se.deny(req.Type + " " + truncate(args[0], 32))
 				}
 				return se.execHook(ctx, h, args)
 			}
 		}
-		if !se.cc.Peer.Allows(core.ScopeSSHExec) {
+		if !se.cc.CurrentPeer().Allows(core.ScopeSSHExec) {
 			return se.deny(req.Type)
 		}
 		return se.start(exec.Command(se.cfg.Command, "-c", command))
@@ -200,7 +200,7 @@ func (se *session) handle(ctx context.Context, req *gossh.Request) bool {
 			return false
 		}
 		h := se.srv.Subsystems[name]
-		if h == nil || !se.cc.Peer.Allows("ssh:"+name) {
+		if h == nil || !se.cc.CurrentPeer().Allows("ssh:"+name) {
 			return se.deny(req.Type + " " + truncate(name, 32))
 		}
 		return se.subsystem(ctx, h)
@@ -243,7 +243,7 @@ func (se *session) subsystem(ctx context.Context, h SubsystemHandler) bool {
 					code = 1
 				}
 			}()
-			if err := h(ctx, se.ch, se.cc.Peer); err != nil {
+			if err := h(ctx, se.ch, se.cc.CurrentPeer()); err != nil {
 				code = 1
 			}
 		}()
@@ -549,9 +549,7 @@ func (se *session) shutdown() {
 	p, start := se.proc, se.procStart
 	started := se.started
 	se.mu.Unlock()
-	se.wmu.Lock()
-	fmt.Fprintf(se.ch.Stderr(), "\r\nalknet: the server is shutting down\r\n")
-	se.wmu.Unlock()
+	se.notice("the server is shutting down")
 	switch {
 	case p != nil:
 		reap(p.Pid, start, se.cfg.HangupGrace.Std())
@@ -560,6 +558,13 @@ func (se *session) shutdown() {
 	default:
 		se.ch.Close()
 	}
+}
+
+// notice writes "alknet: <msg>" on the session's stderr, on a line of its own.
+func (se *session) notice(msg string) {
+	se.wmu.Lock()
+	defer se.wmu.Unlock()
+	fmt.Fprintf(se.ch.Stderr(), "\r\nalknet: %s\r\n", msg)
 }
 
 // signal delivers sig to the program: to the terminal's foreground process group when
