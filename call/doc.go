@@ -37,12 +37,41 @@
 // way; an [Operation] filled in by hand takes raw JSON handlers and schemas, and
 // [Registry.Register] refuses a handler that does not match its declared type.
 //
-// The full [Server]: Config sets the default deadline and how many calls one
-// connection may run at once, ResolveToken maps an auth_token to an identity for one
-// request, OnSession hands over each connection's [Session] so the node can call the
-// client, and Shutdown drains connections when the endpoint shuts down: new calls are
-// refused and subscriptions ended, both with INTERNAL "server shutting down", while
-// running queries and mutations may finish.
+// The full [Server]: Config sets the default deadline, how many calls one connection
+// may run at once and how large a request may be, ResolveToken maps an auth_token to
+// an identity for one request, OnSession hands over each connection's [Session] so the
+// node can call the client, and Shutdown drains connections when the endpoint shuts
+// down: new calls are refused and subscriptions ended, both with INTERNAL "server
+// shutting down", while running queries and mutations may finish.
+//
+// # Request size and memory
+//
+// The wire allows frames of up to 64 MiB, but a server reads a request frame only up
+// to [Config].MaxRequestSize (toml max_request_size, default 1 MiB, at most 64 MiB).
+// The limit is checked against the 4-byte length, before any of the body is read: a
+// larger request gets INVALID_INPUT "bad frame: frame length N exceeds the request
+// size limit of M bytes" and its stream ends, as for any bad frame. Frames that may be
+// replies to the reader's own calls (outputs, subscription outputs, a client's
+// answers to the node) are not limited. The Go client returns the server's reason as
+// the call's error.
+//
+// Each connection also has a request budget, [RequestBudgetFrames] (16) times the
+// limit: the request bytes being read, or read and awaiting input validation, at
+// once. A frame that would exceed it waits unread (backpressure) while the budget is
+// held by requests already read, whose validation frees it without the network; if
+// the budget is held by frames still being read on other streams, it is refused like
+// an oversized one ("exceeds what this connection may send at once"). Waiting in that
+// case could deadlock a QUIC connection: the unread waiting streams fill its
+// flow-control window, so the frames being read never arrive.
+//
+// So at the defaults a connection makes the server hold at most about 16 MiB of
+// requests (plus a quarter for buffer growth, 8 KiB of read buffer per stream, and
+// what QUIC itself buffers, up to its 15 MiB receive window); with core's 64
+// connections per IP that is at most about 1 GiB per IP from call, where a 64 MiB
+// frame on each of its 16,384 streams allowed 1 TiB. Lower max_request_size to lower
+// both; TLS over TCP has one stream, so one request at a time. Running handlers may
+// keep their input beyond validation; max_calls_per_conn bounds how many run, and
+// anonymous callers reach only the discovery operations, which return at once.
 //
 // # Access control
 //

@@ -43,7 +43,11 @@ func (e *FrameError) Error() string { return "call: bad frame: " + e.Msg }
 // A length of 0 or over [MaxFrameSize] is a *FrameError; a clean end of input before the
 // length is [io.EOF], inside a frame [io.ErrUnexpectedEOF]. The body buffer grows as
 // bytes arrive, so a peer that announces 64 MiB and sends nothing costs little.
-func ReadFrame(r io.Reader) ([]byte, error) {
+func ReadFrame(r io.Reader) ([]byte, error) { return readFrame(r, nil) }
+
+// readFrame is ReadFrame with admit, if set, called with a valid length before any of
+// the body is read: an error from it is returned as is, and the body stays unread.
+func readFrame(r io.Reader, admit func(n int) error) ([]byte, error) {
 	var hdr [4]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
 		return nil, err
@@ -54,6 +58,11 @@ func ReadFrame(r io.Reader) ([]byte, error) {
 		return nil, &FrameError{Msg: "frame length 0"}
 	case n > MaxFrameSize:
 		return nil, &FrameError{Msg: fmt.Sprintf("frame length %d exceeds the %d-byte limit", n, MaxFrameSize)}
+	}
+	if admit != nil {
+		if err := admit(int(n)); err != nil {
+			return nil, err
+		}
 	}
 	const chunk = 64 << 10
 	buf := make([]byte, 0, min(int(n), chunk))

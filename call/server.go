@@ -21,6 +21,37 @@ type Config struct {
 	// past it fails with INTERNAL "too many calls in flight". Zero means 1024; negative
 	// means no limit.
 	MaxCallsPerConn int `toml:"max_calls_per_conn"`
+	// MaxRequestSize bounds one incoming request frame, in bytes (the 4-byte length
+	// not counted). It is checked against the frame's length before any of its body is
+	// read: a larger request gets a call.error INVALID_INPUT "bad frame: ..." naming
+	// the limit, and its stream ends, as for any bad frame. Replies to our own calls
+	// and subscription outputs may use the protocol's full [MaxFrameSize]. Zero (or
+	// negative) means [DefaultMaxRequestSize]; a value over MaxFrameSize means
+	// MaxFrameSize. A connection holds at most [RequestBudgetFrames] times this many
+	// request bytes at once.
+	MaxRequestSize int `toml:"max_request_size"`
+}
+
+// DefaultMaxRequestSize is the request size limit when [Config].MaxRequestSize is 0.
+const DefaultMaxRequestSize = 1 << 20
+
+// RequestBudgetFrames sets each connection's request budget as a multiple of the
+// request size limit: the request bytes it may be reading, or holding until their
+// input has been validated, at once (16 MiB by default, the order of QUIC's own
+// per-connection receive window). A frame that would exceed it waits, unread, for
+// requests already read to be validated; if frames still being read on other streams
+// fill the budget, it is refused instead (a bad frame), because waiting for those
+// could deadlock the connection's flow control. One frame is always admitted.
+const RequestBudgetFrames = 16
+
+func (c Config) maxRequest() int {
+	switch {
+	case c.MaxRequestSize <= 0:
+		return DefaultMaxRequestSize
+	case c.MaxRequestSize > MaxFrameSize:
+		return MaxFrameSize
+	}
+	return c.MaxRequestSize
 }
 
 func (c Config) maxCalls() int {
@@ -48,7 +79,9 @@ func (c Config) timeout() time.Duration {
 // A malformed frame (length 0 or over 64 MiB, invalid JSON, a missing envelope field)
 // ends the stream it came on, after a call.error with code INVALID_INPUT and the
 // envelope's id when it could be read (else ""); the connection stays usable. On TLS
-// over TCP the stream is the connection.
+// over TCP the stream is the connection. So does a request frame longer than
+// Config.MaxRequestSize, or one the connection's request budget cannot take, refused
+// from its length before its body is read (see the package doc).
 //
 // On a multi-stream transport, a caller may half-close its stream after a request: the
 // calls on it still answer. On a single-stream transport end of input cannot be told
@@ -56,7 +89,7 @@ func (c Config) timeout() time.Duration {
 type Server struct {
 	// Registry holds the operations served; nil means NewRegistry().
 	Registry *Registry
-	// Config sets the default deadline.
+	// Config sets the default deadline and the limits of each connection.
 	Config Config
 	// Logger receives handler panics and protocol errors; nil discards them.
 	Logger *slog.Logger
@@ -170,7 +203,8 @@ type ClientOptions struct {
 	// Registry holds the operations this client serves to the node it dials; nil
 	// means NewRegistry() (discovery only).
 	Registry *Registry
-	// Config sets the default deadline of calls.
+	// Config sets the default deadline of calls, and the limits on the requests the
+	// node sends this client.
 	Config Config
 	// Logger; nil discards.
 	Logger *slog.Logger

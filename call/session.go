@@ -37,6 +37,7 @@ type Session struct {
 	peer     core.Peer // the other side, as seen by our handlers
 	timeout  int64     // default timeout, nanoseconds
 	maxCalls int       // the other side's calls that may run at once
+	maxReq   int       // the largest request frame we read
 	log      *slog.Logger
 	resolve  func(context.Context, string) *core.Identity
 	multi    atomic.Bool
@@ -56,6 +57,15 @@ type Session struct {
 	answered map[string]bool     // our calls on a shared stream that got their output
 	active   int                 // the other side's calls whose handler has not returned
 	draining bool                // the server is shutting down: refuse the other side's new calls
+
+	// The request budget: bytes of incoming request frames being read, or read and
+	// awaiting the validation of their input.
+	bmu        sync.Mutex
+	budget     int
+	reading    int
+	validating int
+	waiting    int           // readers waiting for budget
+	freed      chan struct{} // closed (and replaced) when budget is returned while some wait
 }
 
 // sessionConfig is what Server and Dial pass to newSession.
@@ -76,6 +86,7 @@ func newSession(ctx context.Context, c core.Conn, sc sessionConfig) *Session {
 	}
 	s := &Session{
 		conn: c, reg: sc.reg, peer: c.Peer(), timeout: int64(sc.cfg.timeout()), maxCalls: sc.cfg.maxCalls(), log: sc.log, resolve: sc.resolve,
+		maxReq: sc.cfg.maxRequest(), budget: RequestBudgetFrames * sc.cfg.maxRequest(), freed: make(chan struct{}),
 		done: make(chan struct{}), ready: make(chan struct{}),
 		streams: make(map[*wstream]struct{}), pending: make(map[string]*pending), running: make(map[string]*running), answered: make(map[string]bool),
 	}
@@ -210,6 +221,12 @@ type wstream struct {
 	ctx      context.Context
 	cancel   context.CancelFunc
 	handlers sync.WaitGroup // the other side's calls running on this stream
+	ended    chan struct{}  // closed when the stream's reader has retired it
+	// late: our calls on this shared stream ended before their last frame (aborted, or
+	// a subscription answered through Call), so replies larger than a request may
+	// still come.
+	late    atomic.Bool
+	peerErr atomic.Pointer[Error] // a call.error without id: why the other side ends the stream
 
 	wmu      sync.Mutex
 	drained  *sync.Cond // signalled when a flush round ends
@@ -275,7 +292,7 @@ func (ws *wstream) write(b []byte) error {
 }
 
 func (s *Session) addStream(st core.Stream, own bool) *wstream {
-	ws := &wstream{s: st, own: own}
+	ws := &wstream{s: st, own: own, ended: make(chan struct{})}
 	ws.drained = sync.NewCond(&ws.wmu)
 	ws.ctx, ws.cancel = context.WithCancel(s.ctx)
 	s.mu.Lock()
@@ -306,15 +323,41 @@ func (s *Session) read(ws *wstream) {
 		readers.Put(br)
 	}()
 	for {
-		body, err := ReadFrame(br)
+		held := 0 // budget taken by this frame, returned once its request is validated
+		body, err := readFrame(br, func(n int) error {
+			var err error
+			held, err = s.admit(ws, n)
+			return err
+		})
+		if held > 0 {
+			s.readDone(held, err == nil)
+			if err != nil {
+				held = 0
+			}
+		}
 		if err == nil {
 			var env Envelope
 			env, err = ParseEnvelope(body)
 			if err == nil {
-				s.handle(ws, env)
+				if env.Type == TypeRequested && len(body) > s.maxReq {
+					// Read only because a reply was possible on this stream: refuse
+					// the request itself, the stream goes on.
+					s.unhold(held)
+					ws.write(frame(TypeError, env.ID, errorPayload(Errorf(CodeInvalidInput, "bad frame: %s", s.tooLarge(len(body))))))
+					continue
+				}
+				s.handle(ws, env, held)
+				continue
+			}
+			if pe := frameErrorReport(body); pe != nil {
+				// The other side refused one of our frames and ends the stream: our
+				// calls on it fail with its reason (see failPending).
+				s.unhold(held)
+				ws.peerErr.Store(pe)
 				continue
 			}
 		}
+		s.unhold(held)
 		var fe *FrameError
 		switch {
 		case errors.As(err, &fe):
@@ -332,6 +375,123 @@ func (s *Session) read(ws *wstream) {
 	}
 }
 
+// frameErrorReport returns the error in body if it is a call.error with an empty id,
+// which is how a peer reports a bad frame before it ends the stream (ParseEnvelope
+// refuses the empty id); otherwise nil.
+func frameErrorReport(body []byte) *Error {
+	var env struct {
+		Type    string          `json:"type"`
+		ID      *string         `json:"id"`
+		Payload json.RawMessage `json:"payload"`
+	}
+	if json.Unmarshal(body, &env) != nil || env.Type != TypeError || env.ID == nil || *env.ID != "" || len(env.Payload) == 0 {
+		return nil
+	}
+	return parseError(env.Payload)
+}
+
+// admit decides, from its length n alone, whether the next frame on ws may be read;
+// it returns the request budget the frame holds. A frame within the request size
+// limit takes budget (see hold); a larger one is read only as a possible reply to one
+// of our calls on ws, outside the budget, and is otherwise a *FrameError.
+func (s *Session) admit(ws *wstream, n int) (int, error) {
+	if n > s.maxReq {
+		if s.expectsReply(ws) {
+			return 0, nil
+		}
+		return 0, &FrameError{Msg: s.tooLarge(n)}
+	}
+	if err := s.hold(ws.ctx, n); err != nil {
+		return 0, err
+	}
+	return n, nil
+}
+
+func (s *Session) tooLarge(n int) string {
+	return fmt.Sprintf("frame length %d exceeds the request size limit of %d bytes", n, s.maxReq)
+}
+
+// expectsReply reports whether the other side may send a reply on ws.
+func (s *Session) expectsReply(ws *wstream) bool {
+	if ws.late.Load() {
+		return true
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, p := range s.pending {
+		if p.ws == ws {
+			return true
+		}
+	}
+	return false
+}
+
+// hold takes n bytes of the request budget for a frame about to be read. A frame is
+// always admitted when nothing is held, so a budget smaller than a frame cannot stall.
+//
+// While the budget is short, the frame waits (unread: backpressure) only for bytes
+// held by requests already read, whose validation returns them without any help from
+// the network. If it could fit only once other streams' frames still being read have
+// arrived, it is refused instead: waiting for them can deadlock a QUIC connection,
+// whose flow-control window the unread waiting streams would fill, so the frames
+// being read could never complete.
+func (s *Session) hold(ctx context.Context, n int) error {
+	s.bmu.Lock()
+	defer s.bmu.Unlock()
+	for {
+		switch used := s.reading + s.validating; {
+		case used == 0 || used+n <= s.budget:
+			s.reading += n
+			return nil
+		case s.reading > 0 && s.reading+n > s.budget:
+			return &FrameError{Msg: fmt.Sprintf("frame length %d exceeds what this connection may send at once: %d request bytes are being read, of a budget of %d", n, s.reading, s.budget)}
+		}
+		freed := s.freed
+		s.waiting++
+		s.bmu.Unlock()
+		select {
+		case <-freed:
+		case <-ctx.Done():
+		}
+		s.bmu.Lock()
+		s.waiting--
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+}
+
+// readDone records that a frame holding n bytes of budget has been read (ok) and now
+// awaits handling, or failed and holds nothing.
+func (s *Session) readDone(n int, ok bool) {
+	s.bmu.Lock()
+	s.reading -= n
+	if ok {
+		s.validating += n
+	}
+	s.wake()
+	s.bmu.Unlock()
+}
+
+// unhold returns n bytes of the request budget held by a frame that has been read.
+func (s *Session) unhold(n int) {
+	if n == 0 {
+		return
+	}
+	s.bmu.Lock()
+	s.validating -= n
+	s.wake()
+	s.bmu.Unlock()
+}
+
+// wake wakes the readers waiting for budget; s.bmu is held.
+func (s *Session) wake() {
+	if s.waiting > 0 {
+		close(s.freed)
+		s.freed = make(chan struct{})
+	}
+}
+
 // endStream retires a stream. After a clean end of input it lets the other side's
 // calls on it finish and answer first; otherwise it cancels them.
 func (s *Session) endStream(ws *wstream, clean bool) {
@@ -345,6 +505,7 @@ func (s *Session) endStream(ws *wstream, clean bool) {
 	s.mu.Lock()
 	delete(s.streams, ws)
 	s.mu.Unlock()
+	close(ws.ended)
 }
 
 // failPending fails our calls waiting for replies on ws.
@@ -360,7 +521,10 @@ func (s *Session) failPending(ws *wstream) {
 	closed := s.closed
 	s.mu.Unlock()
 	err := Errorf(CodeInternal, "stream closed before the reply")
-	if closed { // the whole connection is going: say so
+	switch pe := ws.peerErr.Load(); {
+	case pe != nil: // the other side said why, say a request was too large
+		err = pe
+	case closed: // the whole connection is going: say so
 		err = Errorf(CodeInternal, "connection closed")
 	}
 	for _, p := range failed {
@@ -368,11 +532,14 @@ func (s *Session) failPending(ws *wstream) {
 	}
 }
 
-// handle acts on one envelope from ws.
-func (s *Session) handle(ws *wstream, env Envelope) {
+// handle acts on one envelope from ws, which holds held bytes of the request budget.
+func (s *Session) handle(ws *wstream, env Envelope, held int) {
+	if env.Type == TypeRequested {
+		s.dispatch(ws, env, held)
+		return
+	}
+	s.unhold(held)
 	switch env.Type {
-	case TypeRequested:
-		s.dispatch(ws, env)
 	case TypeResponded, TypeCompleted, TypeError:
 		s.mu.Lock()
 		p := s.pending[env.ID]
@@ -471,31 +638,32 @@ func (r *running) terminal(typ string, payload []byte) {
 	r.ws.write(frame(typ, r.id, payload))
 }
 
-func (s *Session) dispatch(ws *wstream, env Envelope) {
+// dispatch starts serving a request whose frame holds held bytes of the request
+// budget; they are returned once its input has been validated.
+func (s *Session) dispatch(ws *wstream, env Envelope, held int) {
 	op, input, token, perr := parseRequest(env.Payload)
 	if perr != nil {
+		s.unhold(held)
 		ws.write(frame(TypeError, env.ID, errorPayload(perr)))
 		return
 	}
 	ctx, cancel := context.WithCancel(ws.ctx)
 	r := &running{s: s, id: env.ID, ws: ws, cancel: cancel}
 	s.mu.Lock()
-	if s.draining {
-		s.mu.Unlock()
-		cancel()
-		ws.write(frame(TypeError, env.ID, errorPayload(errShuttingDown)))
-		return
+	var refuse *Error
+	switch _, dup := s.running[env.ID]; {
+	case s.draining:
+		refuse = errShuttingDown
+	case dup || s.closed:
+		refuse = Errorf(CodeInvalidInput, "request id %q is already in use", env.ID)
+	case s.active >= s.maxCalls:
+		refuse = Errorf(CodeInternal, "too many calls in flight on this connection (limit %d)", s.maxCalls)
 	}
-	if _, dup := s.running[env.ID]; dup || s.closed {
+	if refuse != nil {
 		s.mu.Unlock()
 		cancel()
-		ws.write(frame(TypeError, env.ID, errorPayload(Errorf(CodeInvalidInput, "request id %q is already in use", env.ID))))
-		return
-	}
-	if s.active >= s.maxCalls {
-		s.mu.Unlock()
-		cancel()
-		ws.write(frame(TypeError, env.ID, errorPayload(Errorf(CodeInternal, "too many calls in flight on this connection (limit %d)", s.maxCalls))))
+		s.unhold(held)
+		ws.write(frame(TypeError, env.ID, errorPayload(refuse)))
 		return
 	}
 	s.running[env.ID] = r
@@ -503,11 +671,15 @@ func (s *Session) dispatch(ws *wstream, env Envelope) {
 	ws.handlers.Add(1)
 	s.wg.Add(1)
 	s.mu.Unlock()
-	go s.serveRequest(ctx, r, op, input, token)
+	go s.serveRequest(ctx, r, op, input, token, held)
 }
 
-func (s *Session) serveRequest(ctx context.Context, r *running, op string, input json.RawMessage, token string) {
+func (s *Session) serveRequest(ctx context.Context, r *running, op string, input json.RawMessage, token string, held int) {
+	// The raw request counts against the budget until its input is validated: the
+	// handler's own use of it is bounded by the calls that may run at once.
+	unhold := sync.OnceFunc(func() { s.unhold(held) })
 	defer func() {
+		unhold()
 		r.cancel()
 		r.forget()
 		s.mu.Lock()
@@ -526,6 +698,7 @@ func (s *Session) serveRequest(ctx context.Context, r *running, op string, input
 	if cerr == nil {
 		input, cerr = e.validate(input)
 	}
+	unhold()
 	if cerr != nil {
 		r.terminal(TypeError, errorPayload(cerr))
 		return
@@ -684,10 +857,22 @@ func (s *Session) start(ctx context.Context, op string, input json.RawMessage, s
 		return nil, Errorf(CodeInvalidInput, "an input of %d bytes exceeds the 64 MiB frame limit", len(input))
 	}
 	if err := ws.write(f); err != nil {
+		if ws.own {
+			// The other side may have refused the request (too large, say) and
+			// stopped reading: its reason follows on the stream, which then ends.
+			select {
+			case <-ws.ended:
+			case <-s.done:
+			case <-ctx.Done():
+			}
+		}
 		s.mu.Lock()
 		delete(s.pending, id)
 		s.mu.Unlock()
 		s.release(ws)
+		if pe := ws.peerErr.Load(); pe != nil {
+			return nil, pe
+		}
 		return nil, Errorf(CodeInternal, "send request: %v", err)
 	}
 	return p, nil
@@ -743,6 +928,9 @@ func (s *Session) abortPending(p *pending, err error) {
 	delete(s.pending, p.id)
 	s.mu.Unlock()
 	if live {
+		if !p.ws.own {
+			p.ws.late.Store(true)
+		}
 		p.ws.write(frame(TypeAborted, p.id, []byte("{}")))
 	}
 	p.push(event{err: err}, true)
@@ -793,6 +981,7 @@ func (s *Session) Call(ctx context.Context, op string, input json.RawMessage) (j
 	if !p.ws.own {
 		// Remember the id for a while: more outputs for it mean the operation is a
 		// subscription, which handle then stops.
+		p.ws.late.Store(true)
 		s.mu.Lock()
 		if len(s.answered) >= 1024 {
 			clear(s.answered)
