@@ -13,7 +13,8 @@ import (
 // Errors from a failed call are *[Error] values (use [errors.As]); a cancelled ctx
 // gives ctx.Err(). When ctx's deadline passes, Call fails with an error that is both
 // TIMEOUT and context.DeadlineExceeded ([errors.Is] matches either), and Subscribe
-// ends with ctx.Err().
+// ends with ctx.Err(). That includes a ctx that ends while the request is still being
+// sent to a peer that stopped reading: no call outlives its context.
 type Caller interface {
 	// Call runs a query or mutation and returns its output. Without a deadline on ctx
 	// it waits at most the default timeout (30 s) and then fails with TIMEOUT.

@@ -101,6 +101,14 @@
 // too, and then the error also matches context.DeadlineExceeded. Closing the connection fails everything
 // pending with INTERNAL.
 //
+// A peer that stops reading holds no one forever. A caller's deadline or cancellation
+// ends its call even while the request is blocked being written; a request cut
+// part-written breaks its stream, which fails every call on it with INTERNAL "stream
+// failed: ..." (on QUIC only that call's stream; over TLS/TCP or an SSH channel the
+// one shared stream, so the session ends and must be dialled again). And any write,
+// a server's replies included, that makes no progress for the default timeout fails
+// its stream the same way, ending the handlers that wrote to it.
+//
 // # Composition and aborts
 //
 // A handler calls other operations in-process with [Invoke] or [Compose]. The child

@@ -9,6 +9,7 @@ import (
 	"io"
 	"iter"
 	"log/slog"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,6 +32,18 @@ const maxQueued = 4096
 // On a multi-stream transport (QUIC, coretest.Pipe) each outgoing call opens its own
 // stream; on a single-stream one (TLS over TCP, an SSH channel) every call, in both
 // directions, shares the one stream, correlated by id.
+//
+// A peer that stops reading cannot hold a writer forever. A call or subscription
+// returns when its context ends even while its request is blocked being written
+// (TIMEOUT and context.DeadlineExceeded at a deadline, context.Canceled when
+// cancelled). A request cut part-written leaves its stream unable to carry whole
+// frames, so that stream fails: on QUIC it is the call's own stream and nothing else
+// is affected; on a single-stream transport it is the connection's one stream, so
+// every call on the session fails with INTERNAL "stream failed: ..." (or "connection
+// closed") and the session ends: dial again. Every write, on either side, must also
+// make progress within the default timeout ([Config].DefaultTimeout, 30 s), else its
+// stream fails the same way; so a server's replies to a client that stopped reading
+// end its handlers instead of hanging them.
 type Session struct {
 	conn     core.Conn
 	reg      *Registry
@@ -214,7 +227,20 @@ var readers = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 8<<10)
 // it writers wait, so a peer that stops reading slows its producers down.
 const maxUnflushed = 1 << 20
 
+// writeChunk is the most one transport write carries: each chunk gets the stall
+// bound as its deadline, so the bound is on progress, not on the size of a write.
+const writeChunk = 256 << 10
+
 // wstream is one stream of the session, with its reader and a write queue.
+//
+// Writes to a peer that stops reading are bounded twice. Every transport write must
+// make progress within stall (the session's default timeout), else the stream fails.
+// And a request's writer (start) passes its caller's context: it stops waiting for
+// room in the queue when the context ends, and if the context ends while its frame is
+// still being written, the write is interrupted. Half a frame leaves the stream unable
+// to carry whole frames, so in both cases the stream fails: it is closed, and every
+// call on it fails with INTERNAL "stream failed: ...". Frames queued whole are never
+// cut: once the caller's own frame is out, the rest is left to a goroutine.
 type wstream struct {
 	s        core.Stream
 	own      bool // opened by us for one outgoing call
@@ -222,6 +248,7 @@ type wstream struct {
 	cancel   context.CancelFunc
 	handlers sync.WaitGroup // the other side's calls running on this stream
 	ended    chan struct{}  // closed when the stream's reader has retired it
+	stall    time.Duration  // a transport write that makes no progress this long fails the stream
 	// late: our calls on this shared stream ended before their last frame (aborted, or
 	// a subscription answered through Call), so replies larger than a request may
 	// still come.
@@ -233,11 +260,16 @@ type wstream struct {
 	queue    []byte     // frames waiting for the writer in progress
 	spare    []byte
 	flushing bool
-	werr     error
+	closing  bool  // close the stream when the flush in progress ends
+	werr     error // set once writes fail; later writes return it
+	failed   *Error
+
+	dmu     sync.Mutex // orders write deadlines between a flush and its interrupt
+	current *int       // the write the context interrupt may cut, if any
 }
 
-// close closes the stream once the write in progress, if any, is done; later writes
-// fail.
+// close closes the stream once the write in progress, if any, is done (bounded by
+// the stall bound); later writes fail.
 func (ws *wstream) close() {
 	ws.wmu.Lock()
 	for ws.flushing {
@@ -250,16 +282,47 @@ func (ws *wstream) close() {
 	ws.s.Close()
 }
 
+// closeLater is close without the wait: a write in progress closes the stream when it
+// ends. A call that is over must not wait for a peer that does not read.
+func (ws *wstream) closeLater() {
+	ws.wmu.Lock()
+	if ws.werr == nil {
+		ws.werr = errStreamClosed
+	}
+	if ws.flushing {
+		ws.closing = true
+		ws.wmu.Unlock()
+		return
+	}
+	ws.wmu.Unlock()
+	ws.s.Close()
+}
+
 var errStreamClosed = errors.New("call: stream closed")
 
 // write queues a frame. Concurrent writers are combined: whoever finds no write in
 // progress writes everything queued, in rounds, so many small frames share one system
 // call. A frame queued behind a write in progress returns at once; a later write
-// reports the failure if the stream breaks.
-func (ws *wstream) write(b []byte) error {
+// reports the failure if the stream breaks. Waits are bounded by the stall bound.
+func (ws *wstream) write(b []byte) error { return ws.send(nil, b) }
+
+// send is write bounded by ctx too (nil: by the stall bound only); see wstream. It
+// returns ctx.Err() if ctx ended first.
+func (ws *wstream) send(ctx context.Context, b []byte) error {
 	ws.wmu.Lock()
 	defer ws.wmu.Unlock()
+	if ctx != nil && ws.flushing && len(ws.queue) >= maxUnflushed {
+		stop := context.AfterFunc(ctx, func() {
+			ws.wmu.Lock()
+			ws.drained.Broadcast()
+			ws.wmu.Unlock()
+		})
+		defer stop()
+	}
 	for ws.flushing && len(ws.queue) >= maxUnflushed && ws.werr == nil {
+		if ctx != nil && ctx.Err() != nil {
+			return ctx.Err() // nothing of b was queued: the stream is intact
+		}
 		ws.drained.Wait()
 	}
 	if ws.werr != nil {
@@ -270,11 +333,44 @@ func (ws *wstream) write(b []byte) error {
 		return nil
 	}
 	ws.flushing = true
-	for len(ws.queue) > 0 && ws.werr == nil {
+	return ws.flush(ctx)
+}
+
+// sendAsync queues a small control frame (call.aborted) without waiting at all: past
+// the queue bound, and on a goroutine if no write is in progress.
+func (ws *wstream) sendAsync(b []byte) {
+	ws.wmu.Lock()
+	defer ws.wmu.Unlock()
+	if ws.werr != nil {
+		return
+	}
+	ws.queue = append(ws.queue, b...)
+	if !ws.flushing {
+		ws.flushing = true
+		go ws.flushRest()
+	}
+}
+
+func (ws *wstream) flushRest() {
+	ws.wmu.Lock()
+	ws.flush(nil)
+	ws.wmu.Unlock()
+}
+
+// flush writes the queue in rounds until it is empty; ws.wmu is held and
+// ws.flushing set. ctx (may be nil) is the caller's: it may cut the first round, which
+// holds the caller's frame; later rounds go to a goroutine rather than keep the caller.
+func (ws *wstream) flush(ctx context.Context) error {
+	var res error // the outcome of the first round, which holds the caller's frame
+	for first := true; len(ws.queue) > 0 && ws.failed == nil; first = false {
+		if !first && ctx != nil && ctx.Done() != nil {
+			go ws.flushRest() // whole frames of others; ws.flushing stays set
+			return res
+		}
 		out := ws.queue
 		ws.queue = ws.spare[:0]
 		ws.wmu.Unlock()
-		_, err := ws.s.Write(out)
+		err := ws.writeOut(ctx, out)
 		ws.wmu.Lock()
 		if cap(out) <= 64<<10 {
 			ws.spare = out[:0]
@@ -282,17 +378,93 @@ func (ws *wstream) write(b []byte) error {
 			ws.spare = nil
 		}
 		if err != nil {
-			ws.werr = err
-			ws.queue = nil
+			ws.fail(err)
+			var ie interrupted
+			switch {
+			case !first:
+			case errors.As(err, &ie):
+				res = ie.ctxErr // the caller's frame was cut: report why it stopped
+			default:
+				res = ws.failed
+			}
 		}
 		ws.drained.Broadcast()
 	}
 	ws.flushing = false
-	return ws.werr
+	ws.drained.Broadcast()
+	if ws.closing || ws.failed != nil {
+		// The stream failed (its reader and calls must learn it) or a call that is
+		// over asked for it to close: no write is in progress now.
+		ws.s.Close()
+	}
+	return res
+}
+
+// interrupted is the error of a write cut because its caller's context ended.
+type interrupted struct{ ctxErr error }
+
+func (e interrupted) Error() string { return "write interrupted: " + e.ctxErr.Error() }
+func (e interrupted) Unwrap() error { return e.ctxErr }
+
+// fail records that the stream can carry no more frames; ws.wmu is held.
+func (ws *wstream) fail(err error) {
+	ws.queue = nil
+	reason := err.Error()
+	var ie interrupted
+	switch {
+	case errors.As(err, &ie):
+		reason = "a request was abandoned part-written when its caller's context ended (" + ie.ctxErr.Error() + ")"
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		reason = fmt.Sprintf("no write progress for %v: the other side is not reading", ws.stall)
+	}
+	ws.failed = Errorf(CodeInternal, "stream failed: %s", reason)
+	ws.werr = ws.failed
+}
+
+// writeOut writes out in chunks, each due within the stall bound. If ctx ends first,
+// the write is cut and the error is interrupted{ctx.Err()}.
+func (ws *wstream) writeOut(ctx context.Context, out []byte) error {
+	tok := new(int)
+	var cut atomic.Bool
+	if ctx != nil && ctx.Done() != nil {
+		ws.dmu.Lock()
+		ws.current = tok
+		ws.dmu.Unlock()
+		stop := context.AfterFunc(ctx, func() {
+			ws.dmu.Lock()
+			defer ws.dmu.Unlock()
+			if ws.current == tok {
+				cut.Store(true)
+				ws.s.SetWriteDeadline(time.Unix(1, 0))
+			}
+		})
+		defer func() {
+			stop()
+			ws.dmu.Lock()
+			ws.current = nil
+			ws.dmu.Unlock()
+		}()
+	}
+	for len(out) > 0 {
+		ws.dmu.Lock()
+		if !cut.Load() {
+			ws.s.SetWriteDeadline(time.Now().Add(ws.stall))
+		}
+		ws.dmu.Unlock()
+		n, err := ws.s.Write(out[:min(len(out), writeChunk)])
+		out = out[n:]
+		if err != nil {
+			if cut.Load() {
+				return interrupted{ctx.Err()}
+			}
+			return err
+		}
+	}
+	return nil
 }
 
 func (s *Session) addStream(st core.Stream, own bool) *wstream {
-	ws := &wstream{s: st, own: own, ended: make(chan struct{})}
+	ws := &wstream{s: st, own: own, ended: make(chan struct{}), stall: s.defaultTimeout()}
 	ws.drained = sync.NewCond(&ws.wmu)
 	ws.ctx, ws.cancel = context.WithCancel(s.ctx)
 	s.mu.Lock()
@@ -521,9 +693,14 @@ func (s *Session) failPending(ws *wstream) {
 	closed := s.closed
 	s.mu.Unlock()
 	err := Errorf(CodeInternal, "stream closed before the reply")
+	ws.wmu.Lock()
+	broke := ws.failed
+	ws.wmu.Unlock()
 	switch pe := ws.peerErr.Load(); {
 	case pe != nil: // the other side said why, say a request was too large
 		err = pe
+	case broke != nil: // our writes broke the stream: say how
+		err = broke
 	case closed: // the whole connection is going: say so
 		err = Errorf(CodeInternal, "connection closed")
 	}
@@ -553,7 +730,7 @@ func (s *Session) handle(ws *wstream, env Envelope, held int) {
 			}
 			s.mu.Unlock()
 			if stop {
-				ws.write(frame(TypeAborted, env.ID, []byte("{}")))
+				ws.sendAsync(frame(TypeAborted, env.ID, []byte("{}")))
 			}
 			return
 		}
@@ -856,7 +1033,16 @@ func (s *Session) start(ctx context.Context, op string, input json.RawMessage, s
 		s.release(ws)
 		return nil, Errorf(CodeInvalidInput, "an input of %d bytes exceeds the 64 MiB frame limit", len(input))
 	}
-	if err := ws.write(f); err != nil {
+	if err := ws.send(ctx, f); err != nil {
+		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+			// The caller gave up while waiting to write: see wstream for what
+			// that did to the stream.
+			s.mu.Lock()
+			delete(s.pending, id)
+			s.mu.Unlock()
+			s.release(ws)
+			return nil, err
+		}
 		if ws.own {
 			// The other side may have refused the request (too large, say) and
 			// stopped reading: its reason follows on the stream, which then ends.
@@ -917,7 +1103,7 @@ func (s *Session) streamFor(ctx context.Context) (*wstream, error) {
 // Call, gets an error and stops.
 func (s *Session) release(ws *wstream) {
 	if ws.own {
-		ws.close()
+		ws.closeLater()
 	}
 }
 
@@ -931,7 +1117,7 @@ func (s *Session) abortPending(p *pending, err error) {
 		if !p.ws.own {
 			p.ws.late.Store(true)
 		}
-		p.ws.write(frame(TypeAborted, p.id, []byte("{}")))
+		p.ws.sendAsync(frame(TypeAborted, p.id, []byte("{}")))
 	}
 	p.push(event{err: err}, true)
 	s.release(p.ws)
@@ -949,7 +1135,9 @@ func (s *Session) finish(p *pending) {
 // it waits at most the configured default timeout (30 s), then sends call.aborted and
 // fails with TIMEOUT. When ctx's own deadline passes first it also sends call.aborted,
 // and the error is both TIMEOUT and context.DeadlineExceeded (errors.Is matches
-// either); a cancelled ctx gives ctx.Err(). Use it for queries and mutations; for a subscription use
+// either); a cancelled ctx gives ctx.Err(). This holds while the request is still
+// being written to a peer that stopped reading, too; see [Session] for what cutting
+// it off does to the stream. Use it for queries and mutations; for a subscription use
 // Subscribe (the wire does not say an operation's type: a subscription answered
 // through Call returns its first output).
 func (s *Session) Call(ctx context.Context, op string, input json.RawMessage) (json.RawMessage, error) {
@@ -1005,7 +1193,9 @@ func deadlineError(op string, own bool) error {
 
 // Subscribe subscribes to op on the other side. The sequence yields each output and
 // ends after call.completed, or with one (nil, err) on call.error or when the
-// connection closes. Leaving the loop early or cancelling ctx sends call.aborted.
+// connection closes. Leaving the loop early or cancelling ctx sends call.aborted; a
+// ctx that ends while the request is still being written ends the sequence with
+// ctx.Err() (see [Session]).
 func (s *Session) Subscribe(ctx context.Context, op string, input json.RawMessage) iter.Seq2[json.RawMessage, error] {
 	return func(yield func(json.RawMessage, error) bool) {
 		p, err := s.start(ctx, op, input, true)
