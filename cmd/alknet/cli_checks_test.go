@@ -146,3 +146,27 @@ func TestSSHConfigPrintsNothingOnFailure(t *testing.T) {
 		t.Fatalf("ssh-config with the right node ID: %v\n%s", err, out)
 	}
 }
+
+// TestInitTightensDataDir: init into a folder others may write to (a umask of 002)
+// removes their write permission, so that serve accepts the folder, and says so.
+func TestInitTightensDataDir(t *testing.T) {
+	n := initNodeDir(t)
+	dir := filepath.Join(t.TempDir(), "node")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(dir, 0o775)
+	out, err := n.Run(t, "init", "--dir", dir, "--listen", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("init: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "was writable by others (mode 0775); made it 0755") {
+		t.Errorf("init did not say it changed the folder:\n%s", out)
+	}
+	if fi, err := os.Stat(dir); err != nil || fi.Mode().Perm() != 0o755 {
+		t.Fatalf("folder mode after init: %v, %v", fi.Mode().Perm(), err)
+	}
+	if err := checkDataDir(dir); err != nil {
+		t.Errorf("serve would refuse the folder init made: %v", err)
+	}
+}

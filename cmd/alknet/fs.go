@@ -464,7 +464,9 @@ caller could read); deleting one needs fs:write.`,
 			}
 			hf := fs.HashAndFormat{Hash: h}
 			if format == "" || format == "auto" {
-				if hf.Format, err = fs.DetectFormat(ctx, b, h); err != nil {
+				if hf.Format, err = fs.DetectFormat(ctx, b, h); errors.Is(err, fs.ErrForbidden) {
+					return fmt.Errorf("tag: setting a tag needs scopes fs:read and fs:write (reading tells the blob's format, and a tag may only point at what its setter can read): %w", err)
+				} else if err != nil {
 					return err
 				}
 			} else if hf.Format, err = fs.ParseFormat(format); err != nil {

@@ -29,6 +29,11 @@ and reach it with --identity D/client.key.`,
 			if err != nil {
 				return err
 			}
+			if tightened, err := tightenDataDir(dir); err != nil {
+				return err
+			} else if tightened != "" {
+				fmt.Fprintf(cmd.ErrOrStderr(), "note: %s\n", tightened)
+			}
 			fmt.Fprintln(cmd.OutOrStdout(), addr)
 			return nil
 		},
@@ -119,4 +124,22 @@ func checkListenAddr(addr string) error {
 		}
 	}
 	return nil
+}
+
+// tightenDataDir removes group and other write permission from dir, which holds the
+// node's keys (serve refuses such a folder), and says so; a folder created under a
+// umask of 002 would otherwise be refused on the first serve.
+func tightenDataDir(dir string) (string, error) {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return "", err
+	}
+	perm := fi.Mode().Perm()
+	if perm&0o022 == 0 {
+		return "", nil
+	}
+	if err := os.Chmod(dir, perm&^0o022); err != nil {
+		return "", fmt.Errorf("%s is writable by others and could not be changed: %w", dir, err)
+	}
+	return fmt.Sprintf("%s was writable by others (mode %04o); made it %04o, as it holds the node's keys", dir, perm, perm&^0o022), nil
 }

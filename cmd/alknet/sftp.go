@@ -147,11 +147,12 @@ func newSFTPGetCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "get ADDR REMOTE LOCAL",
 		Short: "Download REMOTE to LOCAL (resuming an interrupted download)",
-		Long: `Download REMOTE to LOCAL (or into LOCAL, a folder).
+		Long: `Download REMOTE to LOCAL (or into LOCAL, a folder; "-" writes it to standard
+output, without resuming).
 
 The bytes go to LOCAL.alknet-part, readable by you only, which becomes LOCAL when
-complete; LOCAL gets the remote file's modification time, and may be read by others
-as far as the remote file lets them (at most rw-r--r--). Before the first byte the
+complete; LOCAL gets the remote file's modification time and its permission bits less
+your umask, as scp and sftp give them. Before the first byte the
 get records which file it is downloading in LOCAL.alknet-part.meta: the node's ID,
 the remote path, the file's size and its modification time (whole seconds, as
 SFTP carries it).
@@ -172,6 +173,9 @@ the part's last 256 KiB cannot be told apart: use --no-resume when that may happ
 				return err
 			}
 			defer done()
+			if args[2] == "-" {
+				return sftpCat(c.Client, args[1], cmd.OutOrStdout())
+			}
 			return sftpGet(c.Client, c.node, args[1], args[2], !noResume, cmd.ErrOrStderr(), f.bar(cmd))
 		},
 	}
@@ -185,13 +189,19 @@ func newSFTPPutCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "put ADDR LOCAL REMOTE",
 		Short: "Upload LOCAL to REMOTE",
-		Args:  cobra.ExactArgs(3),
+		Long: `Upload LOCAL to REMOTE (or into REMOTE, a folder). LOCAL "-" reads standard input;
+REMOTE must then name the file. The server writes to a temporary file and renames it
+into place when the upload completes, so an interrupted put leaves the old file.`,
+		Args: cobra.ExactArgs(3),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, done, err := f.connect(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
 			defer done()
+			if args[1] == "-" {
+				return sftpPutStream(c.Client, cmd.InOrStdin(), args[2])
+			}
 			return sftpPut(c.Client, args[1], args[2], f.bar(cmd))
 		},
 	}
@@ -376,10 +386,10 @@ func sftpGet(c *sftp.Client, node, remote, local string, resume bool, notices io
 		os.Remove(metaName)
 		return fmt.Errorf("get %s: the remote file changed during the download (got %d bytes of %d); run again to start over", remote, off+n, st.Size())
 	}
-	// The part stayed private while incomplete; the finished file may be read by
-	// others as far as the remote file and the user's umask both let them (at most
-	// rw-r--r--), as scp and sftp do.
-	if err := lf.Chmod((0o600 | st.Mode().Perm()&0o044) &^ currentUmask()); err != nil {
+	// The part stayed private while incomplete; the finished file gets the remote
+	// file's permission bits less the user's umask, as scp and sftp give it (so a
+	// script stays executable).
+	if err := lf.Chmod(st.Mode().Perm() &^ currentUmask()); err != nil {
 		return err
 	}
 	if err := lf.Sync(); err != nil {
@@ -533,4 +543,36 @@ func currentUmask() os.FileMode {
 		}
 	}
 	return 0o022
+}
+
+// sftpCat writes remote to w (for "get ADDR REMOTE -").
+func sftpCat(c *sftp.Client, remote string, w io.Writer) error {
+	rf, err := c.Open(remote)
+	if err != nil {
+		return fmt.Errorf("remote %s: %w", remote, err)
+	}
+	defer rf.Close()
+	if _, err := rf.WriteTo(w); err != nil {
+		return fmt.Errorf("get %s: %w", remote, err)
+	}
+	return nil
+}
+
+// sftpPutStream uploads everything read from r to remote (for "put ADDR - REMOTE").
+func sftpPutStream(c *sftp.Client, r io.Reader, remote string) error {
+	if rst, err := c.Stat(remote); err == nil && rst.IsDir() {
+		return fmt.Errorf("remote %s is a folder: name the file to write standard input to", remote)
+	}
+	rf, err := c.OpenFile(remote, os.O_WRONLY|os.O_CREATE|os.O_TRUNC)
+	if err != nil {
+		return fmt.Errorf("remote %s: %w", remote, err)
+	}
+	if _, err := io.Copy(rf, r); err != nil {
+		rf.Close()
+		return fmt.Errorf("put %s: %w", remote, err)
+	}
+	if err := rf.Close(); err != nil {
+		return fmt.Errorf("put %s: %w", remote, err)
+	}
+	return nil
 }

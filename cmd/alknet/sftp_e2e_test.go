@@ -584,7 +584,7 @@ func TestSFTPCLIResume(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rst, err := os.Stat(remote); err == nil && lst.Mode().Perm() != 0o600|rst.Mode().Perm()&0o044 {
+	if rst, err := os.Stat(remote); err == nil && lst.Mode().Perm() != rst.Mode().Perm()&^currentUmask() {
 		t.Errorf("the finished file's mode %v, for a remote %v", lst.Mode().Perm(), rst.Mode().Perm())
 	}
 }
@@ -792,5 +792,51 @@ func TestSFTPCLIResumeCheck(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestSFTPCLIGetKeepsMode: the finished file gets the remote permission bits less the
+// umask, as scp and sftp give them: a script stays executable, a private file private.
+func TestSFTPCLIGetKeepsMode(t *testing.T) {
+	n := startSFTPNode(t, "")
+	os.MkdirAll(n.root, 0o700)
+	for _, mode := range []os.FileMode{0o755, 0o600, 0o640} {
+		name := fmt.Sprintf("f%o", mode)
+		remote := filepath.Join(n.root, name)
+		os.WriteFile(remote, []byte("#!/bin/sh\necho hi\n"), 0o600)
+		os.Chmod(remote, mode)
+		local := filepath.Join(t.TempDir(), name)
+		if out, errOut, code := runTool(t, n.Env, nil, n.Bin, "sftp", "get", n.Addr, "/"+name, local, "--identity", n.keys["ro"]); code != 0 {
+			t.Fatalf("get %s: exit %d\n%s%s", name, code, out, errOut)
+		}
+		st, err := os.Stat(local)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := mode &^ currentUmask(); st.Mode().Perm() != want {
+			t.Errorf("%s: local mode %04o, want %04o", name, st.Mode().Perm(), want)
+		}
+	}
+}
+
+// TestSFTPCLIStdio: "get ADDR REMOTE -" writes the file to standard output and
+// "put ADDR - REMOTE" uploads standard input, byte-exact.
+func TestSFTPCLIStdio(t *testing.T) {
+	n := startSFTPNode(t, "")
+	os.MkdirAll(n.root, 0o700)
+	data := make([]byte, 3<<20+17)
+	rand.Read(data)
+	if out, errOut, code := runTool(t, n.Env, data, n.Bin, "sftp", "put", n.Addr, "-", "/from-stdin", "--identity", n.keys["rw"]); code != 0 {
+		t.Fatalf("put -: exit %d\n%s%s", code, out, errOut)
+	}
+	if got, err := os.ReadFile(filepath.Join(n.root, "from-stdin")); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("uploaded file differs (%d bytes, %v)", len(got), err)
+	}
+	out, errOut, code := runTool(t, n.Env, nil, n.Bin, "sftp", "get", n.Addr, "/from-stdin", "-", "--identity", n.keys["ro"])
+	if code != 0 || out != string(data) {
+		t.Fatalf("get -: exit %d, %d bytes (want %d)\n%s", code, len(out), len(data), errOut)
+	}
+	if _, err := os.Stat(filepath.Join(n.Dir, "-")); !os.IsNotExist(err) {
+		t.Errorf("get - created a file named -")
 	}
 }
