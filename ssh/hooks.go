@@ -43,18 +43,20 @@ type ConnContext struct {
 // CurrentPeer returns Peer with the identity the server's peer list gives Peer's key
 // now, so that a reload applies to every later check on a live connection: a removed
 // peer is anonymous and holds no scope. The identity is looked up from the key that
-// completed authentication, never from state an authentication callback left. A
-// ConnContext built with [NewConnContext] returns Peer.
+// completed authentication, never from state an authentication callback left. The
+// identity returned becomes the one the next reload is judged against, and if it falls
+// short of the last one (a reload took a scope away) the connection is closed as after
+// that reload. A ConnContext built with [NewConnContext] returns Peer.
 func (c *ConnContext) CurrentPeer() core.Peer {
 	if c.server == nil {
 		return c.Peer
 	}
-	key, _ := c.server.accepted()
-	if key == nil {
+	id, ok := c.server.srv.current(c.server)
+	if !ok {
 		return c.Peer
 	}
 	p := c.Peer
-	p.Identity = c.server.srv.peers.Resolve(key)
+	p.Identity = id
 	return p
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -30,11 +31,11 @@ func waitClosed(t *testing.T, c *gossh.Client, what string) {
 	}
 }
 
-// A peer-list reload applies to live SSH connections on every carrier: a connection
-// whose peer lost a scope it held, or was removed, is told and closed, and nothing that
-// needs the lost scope runs on it in the meantime; other connections go on.
-func TestPeerReloadRevokesLiveConnections(t *testing.T) {
-	f := newFixture(t, alkssh.Config{})
+// reloadCarriers serves f on every carrier a reload must reach and returns a dialer
+// for each: an in-memory pipe, the plain TCP listener ([alkssh.Server.Serve]) and an
+// alknet/ssh QUIC stream.
+func reloadCarriers(t *testing.T, f *fixture) map[string]func(t *testing.T, key ed25519.PrivateKey) *gossh.Client {
+	t.Helper()
 	mux := core.NewMux()
 	if err := mux.Handle(alkssh.ALPN, f.srv); err != nil {
 		t.Fatal(err)
@@ -48,7 +49,7 @@ func TestPeerReloadRevokesLiveConnections(t *testing.T) {
 	go func() { served <- f.srv.Serve(l) }()
 	t.Cleanup(func() { f.srv.Close(); <-served })
 
-	carriers := map[string]func(t *testing.T, key ed25519.PrivateKey) *gossh.Client{
+	return map[string]func(t *testing.T, key ed25519.PrivateKey) *gossh.Client{
 		"pipe": func(t *testing.T, key ed25519.PrivateKey) *gossh.Client { return mustDial(t, f, key) },
 		"plain TCP listener": func(t *testing.T, key ed25519.PrivateKey) *gossh.Client {
 			nc, err := net.Dial("tcp", l.Addr().String())
@@ -69,6 +70,14 @@ func TestPeerReloadRevokesLiveConnections(t *testing.T) {
 			return c
 		},
 	}
+}
+
+// A peer-list reload applies to live SSH connections on every carrier: a connection
+// whose peer lost a scope it held, or was removed, is told and closed, and nothing that
+// needs the lost scope runs on it in the meantime; other connections go on.
+func TestPeerReloadRevokesLiveConnections(t *testing.T) {
+	f := newFixture(t, alkssh.Config{})
+	carriers := reloadCarriers(t, f)
 	initial := []core.PeerConfig{
 		coretest.PeerFor("owner", f.owner, "*"),
 		coretest.PeerFor("runner", f.execOnly, core.ScopeSSHExec),
@@ -156,5 +165,64 @@ func TestScopeChecksUseCurrentPeerList(t *testing.T) {
 	}
 	if out, _, err := run(t, c, "echo granted", nil); err != nil || out != "granted\n" {
 		t.Fatalf("exec after the grant: %q %v", out, err)
+	}
+}
+
+// A scope granted by a reload and then revoked by another ends the connection, on every
+// carrier: the check compares the reloaded list with the identity the connection was
+// last allowed to use, not the one it authenticated as. This holds whether or not the
+// granted scope was used in between.
+func TestPeerReloadRevokesGrantedScope(t *testing.T) {
+	f := newFixture(t, alkssh.Config{})
+	f.srv.RequestHandlers["call@test"] = func(ctx context.Context, cc *alkssh.ConnContext, req *gossh.Request) (bool, []byte) {
+		return cc.CurrentPeer().Allows("call"), nil
+	}
+	carriers := reloadCarriers(t, f)
+	base := []core.PeerConfig{
+		coretest.PeerFor("owner", f.owner, "*"),
+		coretest.PeerFor("runner", f.execOnly, core.ScopeSSHExec),
+	}
+	granted := []core.PeerConfig{
+		coretest.PeerFor("owner", f.owner, "*"),
+		coretest.PeerFor("runner", f.execOnly, core.ScopeSSHExec, core.ScopeSSHShell, "call"),
+	}
+	for name, dial := range carriers {
+		for _, used := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s/used=%v", name, used), func(t *testing.T) {
+				if err := f.peers.Update(base); err != nil {
+					t.Fatal(err)
+				}
+				runner, owner := dial(t, f.execOnly), dial(t, f.owner)
+				// A global request is served only once the server recorded the
+				// authentication: the grant below reaches an authenticated connection.
+				if ok, _, err := runner.SendRequest("call@test", true, nil); err != nil || ok {
+					t.Fatalf("call before the grant: %v %v", ok, err)
+				}
+				if err := f.peers.Update(granted); err != nil {
+					t.Fatal(err)
+				}
+				if used { // the granted scope is used, and a session runs across the revoke
+					if ok, _, err := runner.SendRequest("call@test", true, nil); err != nil || !ok {
+						t.Fatalf("granted scope not seen: %v %v", ok, err)
+					}
+					held, err := runner.NewSession()
+					if err != nil {
+						t.Fatal(err)
+					}
+					stdin, _ := held.StdinPipe()
+					defer stdin.Close()
+					if err := held.Start("cat"); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if err := f.peers.Update(base); err != nil {
+					t.Fatal(err)
+				}
+				waitClosed(t, runner, "peer whose granted scope was revoked")
+				if out, _, err := run(t, owner, "echo still", nil); err != nil || out != "still\n" {
+					t.Fatalf("unaffected peer: %q %v", out, err)
+				}
+			})
+		}
 	}
 }

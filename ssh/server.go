@@ -111,7 +111,8 @@ var _ core.Shutdowner = (*Server)(nil)
 //
 // The server subscribes to peers' reloads ([core.Peers.OnUpdate]) until Shutdown or
 // Close: after each one it closes the live connections whose peer was removed, renamed
-// or lost a scope it held when it authenticated, after telling each of their sessions
+// or lost a scope it held (one it authenticated with, or one a later reload granted),
+// after telling each of their sessions
 // "alknet: your access changed; reconnect" on stderr.
 func NewServer(hostKey crypto.Signer, peers *core.Peers, cfg Config, log *slog.Logger) (*Server, error) {
 	if err := checkHostKey(hostKey); err != nil {
@@ -646,22 +647,19 @@ type serverConn struct {
 	sessions map[*session]struct{}
 	bye      bool
 	key      gossh.PublicKey // the accepted key; nil during the handshake
-	id       *core.Identity  // the identity key had when it authenticated
+	// id is the identity the connection may use now: the one it authenticated as,
+	// then the one every later check resolved (see [Server.current]). A reload is
+	// judged against it, so a scope granted by one reload and revoked by the next is
+	// a loss. nil once the peer was removed.
+	id *core.Identity
 }
 
-// authenticated records the accepted key and the identity it was accepted as, for
-// checks after a peer-list reload.
+// authenticated records the accepted key and the identity it was accepted as, the
+// first identity later reloads are judged against.
 func (sc *serverConn) authenticated(key gossh.PublicKey, id *core.Identity) {
 	sc.mu.Lock()
 	sc.key, sc.id = key, id
 	sc.mu.Unlock()
-}
-
-// accepted returns what authenticated recorded; a nil key while in the handshake.
-func (sc *serverConn) accepted() (gossh.PublicKey, *core.Identity) {
-	sc.mu.Lock()
-	defer sc.mu.Unlock()
-	return sc.key, sc.id
 }
 
 // revokeNotice is what sessions hear when a reload ends their connection.
@@ -700,27 +698,41 @@ func (s *Server) peersChanged() {
 	}
 }
 
-// checkAccess ends sc if the peer list in force no longer gives its key the identity
-// it authenticated as: the peer was removed or renamed, or lost a scope it held. It
-// does not block: the connection is closed on its own goroutine.
-func (s *Server) checkAccess(sc *serverConn) {
-	key, id := sc.accepted()
-	if key == nil {
-		return
+// checkAccess ends sc if the peer list in force took access away from it (see
+// [Server.current]). It does not block: the connection is closed on its own goroutine.
+func (s *Server) checkAccess(sc *serverConn) { s.current(sc) }
+
+// current resolves sc's accepted key through the peer list in force and makes the
+// result sc's identity. If that falls short of the identity sc held until now (the
+// peer was removed or renamed, or lost a scope, including one a reload granted after
+// authentication), sc is marked revoked and closed on its own goroutine, as
+// core.Endpoint does for its connections. Every reload and every scope check runs
+// it, one at a time per connection, so an identity a check used is what the next
+// reload is judged against. ok is false while sc is in the handshake.
+func (s *Server) current(sc *serverConn) (id *core.Identity, ok bool) {
+	sc.mu.Lock()
+	if sc.key == nil {
+		sc.mu.Unlock()
+		return nil, false
 	}
-	why := accessLost(id, s.peers.Resolve(key))
-	if why == "" {
-		return
+	cur, next := sc.id, s.peers.Resolve(sc.key)
+	sc.id = next // the reduced identity applies at once, also while sc is closing
+	sc.mu.Unlock()
+	if cur == nil { // removed before: already revoked
+		return next, true
 	}
-	sc.revokeOnce.Do(func() {
-		s.log.Info("ssh connection closed: access changed", "peer", id.Name, "reason", why, "transport", sc.transport)
-		close(sc.revoked)
-	})
+	if why := accessLost(cur, next); why != "" {
+		sc.revokeOnce.Do(func() {
+			s.log.Info("ssh connection closed: access changed", "peer", cur.Name, "reason", why, "transport", sc.transport)
+			close(sc.revoked)
+		})
+	}
+	return next, true
 }
 
 // accessLost says how next, the identity the key resolves to now, falls short of cur,
-// the identity it authenticated as: "" if next keeps cur's name and grants every scope
-// cur held. A new name counts as a loss: rules and logs name the peer.
+// the identity the connection held until now: "" if next keeps cur's name and grants
+// every scope cur held. A new name counts as a loss: rules and logs name the peer.
 func accessLost(cur, next *core.Identity) string {
 	switch {
 	case next == nil:
