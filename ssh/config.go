@@ -54,7 +54,11 @@ type Config struct {
 	// means no limit. The plain TCP listener carries one handshake per connection.
 	MaxStartupsPerConn int `toml:"max_startups_per_conn"`
 	// LoginGraceTime is how long a client has to finish the handshake and authenticate
-	// (OpenSSH's LoginGraceTime). Default 20s.
+	// (OpenSSH's LoginGraceTime). Default 120s, as OpenSSH's: a person may be answering
+	// a first-time host-key prompt or typing a key passphrase meanwhile, and the
+	// MaxStartups caps bound what slow handshakes cost. A client dropped for exceeding
+	// it is logged (at info, "timeout before authentication", at most one line a
+	// second).
 	LoginGraceTime core.Duration `toml:"login_grace_time"`
 	// HangupGrace is how long the processes of a session get after SIGHUP (the client
 	// vanished, or the program ended leaving background jobs) before what is left of
@@ -69,7 +73,7 @@ type Config struct {
 const (
 	DefaultMaxStartups        = 64
 	DefaultMaxStartupsPerConn = 4
-	DefaultLoginGraceTime     = 20 * time.Second
+	DefaultLoginGraceTime     = 120 * time.Second
 )
 
 // DefaultEnv is the environment allow-list used when [Config.Env] is nil.

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -32,6 +33,9 @@ var (
 	// ErrTooManyStartups is returned (wrapped) by [Server.HandleConn] for a connection
 	// closed at once because [Config.MaxStartups] handshakes were already running.
 	ErrTooManyStartups = errors.New("ssh: too many unauthenticated connections")
+	// ErrLoginTimeout is returned (wrapped) by [Server.HandleConn] for a client that
+	// did not finish the handshake and authentication within [Config.LoginGraceTime].
+	ErrLoginTimeout = errors.New("ssh: timeout before authentication")
 	// ErrNoHostKey is returned (wrapped) by [NewServer] without a usable host key: nil,
 	// or an Ed25519 key that is not the 64 bytes of an ed25519.PrivateKey.
 	ErrNoHostKey = errors.New("ssh: no host key")
@@ -98,7 +102,7 @@ type Server struct {
 	wg        sync.WaitGroup
 
 	// Refusals before the handshake log one warning a second per kind.
-	startupLog, connStartupLog, perIPLog logLimiter
+	startupLog, connStartupLog, perIPLog, graceLog logLimiter
 }
 
 var _ core.Handler = (*Server)(nil)
@@ -364,7 +368,8 @@ func (s *Server) endStartup() {
 // returns nil when the client disconnects, or why the connection failed. When ctx ends,
 // at any stage (the handshake included), nc is closed and HandleConn returns soon
 // after, with an error wrapping ctx.Err() if the handshake had not finished. A client
-// has [Config.LoginGraceTime] to finish the handshake in any case. When
+// has [Config.LoginGraceTime] to finish the handshake in any case; one that does not
+// is dropped, logged, and the error wraps [ErrLoginTimeout]. When
 // [Config.MaxStartups] handshakes are already running, nc is closed at once and the
 // error wraps [ErrTooManyStartups].
 //
@@ -414,12 +419,25 @@ func (s *Server) handleConn(ctx context.Context, nc net.Conn, transport string, 
 	stopHandshake := context.AfterFunc(ctx, func() { nc.Close() })
 	defer stopHandshake()
 	// A client that never finishes the handshake must not hold the connection forever.
-	nc.SetDeadline(time.Now().Add(cfg.LoginGraceTime.Std()))
+	grace := cfg.LoginGraceTime.Std()
+	deadline := time.Now().Add(grace)
+	nc.SetDeadline(deadline)
 	conn, chans, reqs, err := gossh.NewServerConn(nc, s.serverConfig(cfg, remote, transport))
 	ended()
 	if err != nil {
 		if ctx.Err() != nil {
 			return fmt.Errorf("ssh: handshake with %s: %w", remote, ctx.Err())
+		}
+		// x/crypto/ssh does not always keep the deadline error wrapped: the clock
+		// tells too.
+		if errors.Is(err, os.ErrDeadlineExceeded) || !time.Now().Before(deadline) {
+			// Slow but honest logins (a host-key prompt, a passphrase) end here too:
+			// say so, as OpenSSH does, but an attacker must not flood the log.
+			if ok, suppressed := s.graceLog.allow(time.Now()); ok {
+				s.log.Info("connection dropped: timeout before authentication", "remote", remote,
+					"transport", transport, "login_grace_time", grace, "suppressed", suppressed)
+			}
+			return fmt.Errorf("ssh: handshake with %s: %w (%w)", remote, ErrLoginTimeout, err)
 		}
 		return fmt.Errorf("ssh: handshake with %s: %w", remote, err)
 	}

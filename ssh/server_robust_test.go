@@ -175,3 +175,67 @@ func TestChannelHandlerPanicClosesOnlyItsChannel(t *testing.T) {
 		t.Fatalf("panics not logged:\n%s", f.log.String())
 	}
 }
+
+// A client that stalls in the handshake past Config.LoginGraceTime is dropped, the
+// error says so (ErrLoginTimeout), and the server logs one line naming the remote and
+// the carrier, as OpenSSH logs "Timeout before authentication".
+func TestLoginGraceTimeDropsAndLogs(t *testing.T) {
+	if alkssh.DefaultLoginGraceTime != 120*time.Second {
+		t.Errorf("DefaultLoginGraceTime = %v, want OpenSSH's 2m0s", alkssh.DefaultLoginGraceTime)
+	}
+	f := newFixture(t, alkssh.Config{LoginGraceTime: core.Duration(300 * time.Millisecond)})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := l.Accept()
+		if err == nil {
+			accepted <- c
+		}
+		close(accepted)
+	}()
+	client, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close() })
+	nc := <-accepted
+	if nc == nil {
+		t.Fatal("accept failed")
+	}
+	done := make(chan error, 1)
+	go func() { done <- f.srv.HandleConn(context.Background(), nc, "test-carrier") }()
+
+	// The client reads the server's banner, sends its own, and then says nothing.
+	client.SetDeadline(time.Now().Add(10 * time.Second))
+	banner, err := bufio.NewReader(client).ReadString('\n')
+	if err != nil || banner != "SSH-2.0-alknet\r\n" {
+		t.Fatalf("banner %q, %v", banner, err)
+	}
+	if _, err := io.WriteString(client, "SSH-2.0-slow\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if !errors.Is(err, alkssh.ErrLoginTimeout) {
+			t.Fatalf("HandleConn = %v, want ErrLoginTimeout", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("HandleConn still runs past LoginGraceTime")
+	}
+	logs := f.log.String()
+	for _, want := range []string{
+		"level=INFO",
+		`msg="connection dropped: timeout before authentication"`,
+		"remote=" + client.LocalAddr().String(),
+		"transport=test-carrier",
+		"login_grace_time=300ms",
+	} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("log lacks %q:\n%s", want, logs)
+		}
+	}
+}
