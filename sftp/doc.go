@@ -44,23 +44,45 @@
 // keys. Hence a decision (sftp module, accepted): the server leaves no link on disk
 // pointing outside the served folder, whatever moves happen later.
 //
-// A relative link resolves from its own folder, so a rename changes its meaning, and
-// renaming a folder changes the meaning of every link inside it. Checking each link
-// at its new place on every move is not enough on its own: another session can make a
-// link inside a folder while its rename is being checked. Instead the server keeps a
-// property no move can break: every link it creates, renames or hard-links (link(2)
-// names the link itself, not its target) has a relative target without a ".." element
-// ("file", "./file", "sub/dir/file"), which names something at or below the link's
-// own folder wherever that folder goes, and which does not resolve outside through a
+// A relative link resolves from its own folder, so moving it elsewhere changes its
+// meaning, and moving a folder elsewhere changes the meaning of the links inside it
+// that climb out of it. The server keeps a property no later move can break: every
+// link it creates, moves to another folder or hard-links (link(2) names the link
+// itself, not its target) has a relative target without a ".." element ("file",
+// "./file", "sub/dir/file"), which names something at or below the link's own
+// folder wherever that folder goes, and which does not resolve outside through a
 // link already there. Anything else is refused with "permission denied"
 // ([ErrUnsafeLink]): absolute targets (stored as they are, they would name the
-// server's files, not the folder's), targets with "..", and the rename of a folder
-// holding such a link. Only links made on the server side can be such links, and no
-// session can make or move one, so the walk of the folder that finds them races with
-// nothing that matters. Links with ".." can thus not be made through SFTP; links to
-// siblings and into subfolders, the common ones, work as before. An upload's
-// temporary file, whose name the client can see and reuse, is moved onto its target
-// only if that name still names the file written ([ErrUploadReplaced]).
+// server's files, not the folder's) and targets with "..". Links with ".." can thus
+// not be made through SFTP (a link /a/b/l -> ../x would change meaning as soon as
+// /a/b alone moved); links to siblings and into subfolders, the common ones, work.
+//
+// Links placed by other means (a deploy tool's "current/conf -> ../shared/conf")
+// may climb. Renames keep them as they are:
+//
+//   - A rename within one folder ("/site" to "/site-old", "/site/current" to
+//     "/site/cur2") is always allowed: a link inside the moved folder F climbs out of
+//     F only through F's parent, which does not change, and a link moved itself keeps
+//     its target and its folder, so every link resolves exactly as before.
+//   - Moving a folder F to another folder is allowed if every link inside climbs no
+//     higher than F: a link whose folder is d levels below F (0 for one directly in
+//     F), with a target of k leading ".." and then names only, resolves inside F
+//     wherever F goes when k <= d ("/site" holding current/conf -> ../shared/conf:
+//     d = 1, k = 1, so "/site" may move to "/archive/site"). Otherwise (k > d, an
+//     absolute target, a ".." after a name) the move is refused: moving
+//     "/site/current" alone to "/archive" would make conf name /archive/shared/conf.
+//     Each later move is judged the same way from the folder then moved.
+//   - Moving or hard-linking a link itself to another folder needs a safe target, as
+//     for a new link.
+//
+// Each refusal is logged at info ("sftp: link operation refused") with the peer, the
+// operation, its paths, the offending link and the rule, since the client sees only
+// "permission denied". The checks and the operation they decide run under one lock
+// shared by every session, so no session can slip a climbing link, or a folder
+// holding one, under a path between the check and the rename (renames within a
+// folder move such folders without looking inside). An upload's temporary file, whose
+// name the client can see and reuse, is moved onto its target only if that name still
+// names the file written ([ErrUploadReplaced]).
 //
 // Rejected alternatives: rewriting absolute in-folder targets as relative ones (they
 // need ".."); refusing symbolic links altogether (simple ones are in common use).

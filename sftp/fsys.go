@@ -26,13 +26,44 @@ var ErrReadOnly = fmt.Errorf("sftp: read-only: the peer lacks the scope sftp:wri
 // or a symbolic link pointing outside it). Clients see "permission denied".
 var ErrOutside = fmt.Errorf("sftp: path leads outside the served folder: %w", sftp.ErrSSHFxPermissionDenied)
 
-// ErrUnsafeLink is the error behind a symbolic link the server will not create,
-// rename or hard-link, nor a folder it will not rename because it holds one: only
-// links whose target is relative and has no ".." element (a sibling, something in a
-// subfolder) may be placed anywhere, because only they lead inside the served folder
-// wherever they end up (see "Symbolic links" in the package documentation). Clients
-// see "permission denied". It wraps [ErrOutside].
+// ErrUnsafeLink is the error behind a symbolic link the server will not create, move
+// to another folder or hard-link, and behind a folder it will not move to another
+// folder because a link inside climbs out of it: only links whose target is relative
+// and has no ".." element (a sibling, something in a subfolder) may be placed
+// anywhere, because only they lead inside the served folder wherever they end up.
+// Renames within one folder are never refused for links (see "Symbolic links" in the
+// package documentation). Clients see "permission denied"; the server logs the rule.
+// It wraps [ErrOutside].
 var ErrUnsafeLink = fmt.Errorf("sftp: a symbolic link may only point down from its own folder (a relative target without \"..\"): %w", ErrOutside)
+
+// Why a link operation is refused: each refusal is logged (at info) with its rule.
+const (
+	ruleAbsolute    = "absolute target (it names the server's files, not the folder's)"
+	ruleDotDot      = `target with ".." (a link made, moved to another folder or hard-linked may only point down from its own folder)`
+	ruleThroughLink = "target resolves outside through a link already there"
+	ruleClimbsOut   = `cross-folder move of a folder holding a link that climbs out of it (an absolute target, a ".." after a name, or more ".." than the link's depth below the folder)`
+)
+
+// unsafeLinkError is a refused link operation's reason: the link concerned, its
+// target and the rule it breaks. It wraps [ErrUnsafeLink].
+type unsafeLinkError struct {
+	link, target, rule string // link relative to the root
+}
+
+func (e *unsafeLinkError) Error() string {
+	return fmt.Sprintf("/%s -> %s: %s: %v", e.link, e.target, e.rule, ErrUnsafeLink)
+}
+
+func (e *unsafeLinkError) Unwrap() error { return ErrUnsafeLink }
+
+// treeMu serialises, across every session of every server in the process, the
+// operations that give a path a new meaning (rename, posix-rename, hardlink,
+// symlink) with the checks that decide them. A rename within one folder is allowed
+// without a look inside the moved folder, and so may carry a link that climbs out of
+// it; without this lock another session could slip such a folder, or a link, under a
+// path between a check and the operation it decided (see "Symbolic links" in the
+// package documentation).
+var treeMu sync.Mutex
 
 // tempSuffix ends the name of an upload's temporary file.
 const tempSuffix = ".alknet-part"
@@ -351,8 +382,10 @@ func (f *fsys) Filecmd(r *sftp.Request) error {
 		// link(2) does not follow a final symbolic link: hard-linking a link puts a
 		// second name on it, elsewhere, just like a rename.
 		to := rel(r.Target)
-		if err := f.checkLinkMove(p, to, false); err != nil {
-			return err
+		treeMu.Lock()
+		defer treeMu.Unlock()
+		if err := f.checkMove(p, to, false); err != nil {
+			return f.refused("hardlink", r.Filepath, r.Target, err)
 		}
 		return mapErr(f.root.Link(p, to))
 	case "Symlink":
@@ -361,8 +394,10 @@ func (f *fsys) Filecmd(r *sftp.Request) error {
 		// stays on disk for other programs (and for the per-peer folders, should the
 		// configuration change), so only links that lead inside from anywhere are made.
 		link := rel(r.Target)
+		treeMu.Lock()
+		defer treeMu.Unlock()
 		if err := f.checkLinkAt(link, r.Filepath); err != nil {
-			return fmt.Errorf("symlink %s -> %s: %w", r.Target, r.Filepath, err)
+			return f.refused("symlink", r.Target, r.Filepath, fmt.Errorf("symlink %s -> %s: %w", r.Target, r.Filepath, err))
 		}
 		return mapErr(f.root.Symlink(r.Filepath, link))
 	case "Remove":
@@ -394,8 +429,10 @@ func (f *fsys) PosixRename(r *sftp.Request) error {
 	if err := f.commitUploads(from); err != nil {
 		return err
 	}
-	if err := f.checkLinkMove(from, to, true); err != nil {
-		return err
+	treeMu.Lock()
+	defer treeMu.Unlock()
+	if err := f.checkMove(from, to, true); err != nil {
+		return f.refused("posix-rename", r.Filepath, r.Target, err)
 	}
 	return mapErr(f.root.Rename(from, to))
 }
@@ -406,6 +443,8 @@ func (f *fsys) rename(from, to string) error {
 	if err := f.commitUploads(from); err != nil {
 		return err
 	}
+	treeMu.Lock()
+	defer treeMu.Unlock()
 	st, err := f.root.Lstat(from)
 	if err != nil {
 		return mapErr(err)
@@ -413,8 +452,8 @@ func (f *fsys) rename(from, to string) error {
 	if _, err := f.root.Lstat(to); err == nil {
 		return &fs.PathError{Op: "rename", Path: "/" + to, Err: syscall.EEXIST}
 	}
-	if err := f.checkLinkMove(from, to, true); err != nil {
-		return err
+	if err := f.checkMove(from, to, true); err != nil {
+		return f.refused("rename", "/"+from, "/"+to, err)
 	}
 	if st.Mode().IsRegular() {
 		if err := f.root.Link(from, to); err == nil {
@@ -426,19 +465,37 @@ func (f *fsys) rename(from, to string) error {
 	return mapErr(f.root.Rename(from, to))
 }
 
+// climb reads a symbolic link's contents dest as k leading ".." elements followed by
+// names only ("", "." elements aside): such a link, in a real folder, resolves k
+// folders up from its own and then down. ok is false for anything else: an absolute
+// target, an empty one, or a ".." after a name (which climbs from wherever that name
+// leads, should it be a link).
+func climb(dest string) (k int, ok bool) {
+	if dest == "" || path.IsAbs(dest) {
+		return 0, false
+	}
+	down := false
+	for _, elem := range strings.Split(dest, "/") {
+		switch elem {
+		case "", ".":
+		case "..":
+			if down {
+				return 0, false
+			}
+			k++
+		default:
+			down = true
+		}
+	}
+	return k, true
+}
+
 // safeLinkTarget reports whether a symbolic link with contents dest leads inside the
 // served folder wherever the link is placed: dest is relative and has no ".."
 // element, so it names something at or below the link's own folder.
 func safeLinkTarget(dest string) bool {
-	if dest == "" || path.IsAbs(dest) {
-		return false
-	}
-	for _, elem := range strings.Split(dest, "/") {
-		if elem == ".." {
-			return false
-		}
-	}
-	return true
+	k, ok := climb(dest)
+	return ok && k == 0
 }
 
 // checkLinkAt checks a symbolic link with contents dest about to exist at link (a
@@ -446,23 +503,46 @@ func safeLinkTarget(dest string) bool {
 // resolves now, must not resolve outside through a link already there (one made on
 // the server side).
 func (f *fsys) checkLinkAt(link, dest string) error {
-	if !safeLinkTarget(dest) {
-		return ErrUnsafeLink
+	switch {
+	case dest == "" || path.IsAbs(dest):
+		return &unsafeLinkError{link, dest, ruleAbsolute}
+	case !safeLinkTarget(dest):
+		return &unsafeLinkError{link, dest, ruleDotDot}
 	}
 	if _, err := f.root.Stat(path.Join(path.Dir(link), dest)); isEscape(err) {
-		return ErrUnsafeLink
+		return &unsafeLinkError{link, dest, ruleThroughLink}
 	}
 	return nil
 }
 
-// checkLinkMove checks that giving the entry at from the name to (rename, or hard
-// link) leaves no symbolic link pointing outside: a link moved must pass
-// [fsys.checkLinkAt] at its new place, and a folder moved (when tree is set) must hold
-// no link with an unsafe target, since those are relative to the link's folder and
-// change meaning with it. Links with a safe target cannot be made unsafe by any move,
-// and the server never creates or moves an unsafe one, so a walk that races with
-// other sessions cannot miss one that matters.
-func (f *fsys) checkLinkMove(from, to string, tree bool) error {
+// depth counts the elements of p, a clean path relative to the root ("." has none).
+func depth(p string) int {
+	if p == "." {
+		return 0
+	}
+	return strings.Count(p, "/") + 1
+}
+
+// checkMove checks that giving the entry at from the name to (a rename when rename
+// is set, else a hard link) leaves no symbolic link pointing outside. The caller
+// holds treeMu.
+//
+//   - A rename within one folder is allowed as it is: the moved entry keeps its
+//     parent, so every link in it, and the entry itself if it is a link, resolves
+//     exactly as before (a link inside climbs out of the moved folder only through that
+//     same parent).
+//   - A link moved or hard-linked elsewhere must pass [fsys.checkLinkAt] at its new
+//     place.
+//   - A folder moved elsewhere may hold only links whose target climbs no higher than
+//     the folder itself (a link at depth d below it, counting from the folder
+//     holding the link, with k leading ".." and no other, k <= d): those resolve
+//     inside the folder wherever it goes. Any other link (k > d, absolute, ".."
+//     after a name) would change meaning or point outside, and can only have been
+//     made on the server side.
+func (f *fsys) checkMove(from, to string, rename bool) error {
+	if rename && path.Dir(from) == path.Dir(to) {
+		return nil
+	}
 	st, err := f.root.Lstat(from)
 	if err != nil {
 		return mapErr(err)
@@ -476,8 +556,10 @@ func (f *fsys) checkLinkMove(from, to string, tree bool) error {
 		if err := f.checkLinkAt(to, dest); err != nil {
 			return fmt.Errorf("move /%s -> %s to /%s: %w", from, dest, to, err)
 		}
-	case st.IsDir() && tree:
-		// Walked through os.Root's fs.FS: links are listed, never followed.
+	case st.IsDir() && rename:
+		// Walked through os.Root's fs.FS: links are listed, never followed, so the
+		// folders above each link are real ones and its ".." are their parents.
+		top := depth(from)
 		err := fs.WalkDir(f.root.FS(), from, func(p string, d fs.DirEntry, err error) error {
 			if err != nil || d.Type()&fs.ModeSymlink == 0 {
 				return err
@@ -486,8 +568,8 @@ func (f *fsys) checkLinkMove(from, to string, tree bool) error {
 			if err != nil {
 				return err
 			}
-			if !safeLinkTarget(dest) {
-				return fmt.Errorf("move /%s to /%s: it holds the symbolic link /%s -> %s: %w", from, to, p, dest, ErrUnsafeLink)
+			if k, ok := climb(dest); !ok || k > depth(path.Dir(p))-top {
+				return fmt.Errorf("move /%s to /%s: it holds the symbolic link %w", from, to, &unsafeLinkError{p, dest, ruleClimbsOut})
 			}
 			return nil
 		})
@@ -496,6 +578,18 @@ func (f *fsys) checkLinkMove(from, to string, tree bool) error {
 		}
 	}
 	return nil
+}
+
+// refused logs why a link operation op on name (with target: the new name, or the
+// link's contents) was refused, if err is such a refusal, and returns err: the client
+// sees only "permission denied".
+func (f *fsys) refused(op, name, target string, err error) error {
+	var ue *unsafeLinkError
+	if errors.As(err, &ue) {
+		f.log.Info("sftp: link operation refused", "op", op, "path", name, "target", target,
+			"link", "/"+ue.link, "link_target", ue.target, "rule", ue.rule)
+	}
+	return err
 }
 
 // setstat applies attributes; on a path this session is uploading, to the upload.

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/alkdev/alknet/core"
@@ -402,5 +403,193 @@ func TestUploadTempReplaced(t *testing.T) {
 				t.Fatalf("the client's %s was moved or removed: %v", replace, err)
 			}
 		})
+	}
+}
+
+// syncBuffer is a log sink safe for the server's goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// loggedServer is newServer with its log kept (info and up) for the test to read.
+func loggedServer(t *testing.T) (*Server, *syncBuffer) {
+	t.Helper()
+	logs := &syncBuffer{}
+	s, err := NewServer(Config{Root: t.TempDir()}, slog.New(slog.NewTextHandler(logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, logs
+}
+
+// plantSite lays out a deploy tool's tree on the server side, with links that climb
+// ("..") and an absolute one, none of which SFTP would let a client make:
+//
+//	site/shared/conf/app.toml
+//	site/current/conf -> ../shared/conf        (depth 1 below site, climbs 1)
+//	site/current/deep/up -> ../../shared/conf  (depth 2 below site, climbs 2)
+//	site/current/self -> ../current            (depth 1 below site, climbs 1)
+//	other/out -> ../in.txt                     (depth 0 below other, climbs 1)
+//	other/abs -> <an absolute path outside>
+func plantSite(t *testing.T, root, outside string) {
+	t.Helper()
+	for _, d := range []string{"site/shared/conf", "site/current/deep", "other", "archive"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	files := map[string]string{"in.txt": "inside", "site/shared/conf/app.toml": "conf"}
+	for name, data := range files {
+		if err := os.WriteFile(filepath.Join(root, name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	links := map[string]string{
+		"site/current/conf":    "../shared/conf",
+		"site/current/deep/up": "../../shared/conf",
+		"site/current/self":    "../current",
+		"other/out":            "../in.txt",
+		"other/abs":            outside,
+	}
+	for name, dest := range links {
+		if err := os.Symlink(dest, filepath.Join(root, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestRenameKeepsLinkMeaning: a rename within one folder (the moved entry keeps its
+// parent) changes where no link resolves, so it is allowed whatever links the moved
+// folder holds; a move to another folder is allowed when every link inside climbs no
+// higher than the moved folder (k <= d), and refused, with the reason logged, when
+// one climbs out of it.
+func TestRenameKeepsLinkMeaning(t *testing.T) {
+	outside := t.TempDir()
+	type read struct{ path, want string }
+	cases := []struct {
+		name  string
+		step  linkStep
+		rule  string // "" when allowed; else the logged rule's start
+		reads []read // after an allowed step: reading through the links
+	}{
+		{name: "folder renamed in its folder", step: linkStep{"rename", "/site", "/site-old"},
+			reads: []read{{"/site-old/current/conf/app.toml", "conf"}, {"/site-old/current/deep/up/app.toml", "conf"},
+				{"/site-old/current/self/conf/app.toml", "conf"}}},
+		{name: "folder posix-renamed in its folder", step: linkStep{"posix-rename", "/site", "/site-old"},
+			reads: []read{{"/site-old/current/conf/app.toml", "conf"}}},
+		{name: "subfolder renamed in its folder", step: linkStep{"rename", "/site/current", "/site/cur2"},
+			reads: []read{{"/site/cur2/conf/app.toml", "conf"}, {"/site/cur2/deep/up/app.toml", "conf"}}},
+		{name: "folder with outward-climbing and absolute links renamed in its folder",
+			step: linkStep{"rename", "/other", "/other2"}, reads: []read{{"/other2/out", "inside"}}},
+		{name: "climbing link renamed in its folder", step: linkStep{"rename", "/site/current/conf", "/site/current/conf2"},
+			reads: []read{{"/site/current/conf2/app.toml", "conf"}}},
+		{name: "absolute link renamed in its folder", step: linkStep{"posix-rename", "/other/abs", "/other/abs2"}},
+		{name: "folder moved elsewhere, every link climbing no higher than it (k <= d)",
+			step:  linkStep{"rename", "/site", "/archive/site"},
+			reads: []read{{"/archive/site/current/conf/app.toml", "conf"}, {"/archive/site/current/deep/up/app.toml", "conf"}}},
+		{name: "same, posix-rename", step: linkStep{"posix-rename", "/site", "/archive/site"},
+			reads: []read{{"/archive/site/current/self/conf/app.toml", "conf"}}},
+		{name: "folder moved elsewhere, a link climbing out of it (k > d)",
+			step: linkStep{"rename", "/site/current", "/archive/current"}, rule: ruleClimbsOut},
+		{name: "folder posix-renamed elsewhere, a link climbing out of it",
+			step: linkStep{"posix-rename", "/other", "/archive/other"}, rule: ruleClimbsOut},
+		{name: "climbing link moved to another folder", step: linkStep{"rename", "/site/current/conf", "/site/conf"},
+			rule: ruleDotDot},
+		{name: "climbing link hard-linked in its folder", step: linkStep{"hardlink", "/site/current/conf", "/site/current/conf2"},
+			rule: ruleDotDot},
+		{name: "absolute link moved to another folder", step: linkStep{"rename", "/other/abs", "/archive/abs"},
+			rule: ruleAbsolute},
+		{name: "client link climbing", step: linkStep{"symlink", "../in.txt", "/site/l"}, rule: ruleDotDot},
+		{name: "client link through an outward link", step: linkStep{"symlink", "abs/x", "/other/l"}, rule: ruleThroughLink},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s, logs := loggedServer(t)
+			root := s.Root()
+			plantSite(t, root, outside)
+			before := escapingLinks(t, root)
+			c, _ := session(t, s, writer)
+			err := tc.step.run(c)
+			if tc.rule == "" {
+				if err != nil {
+					t.Fatalf("%s %s %s: %v", tc.step.op, tc.step.a, tc.step.b, err)
+				}
+				for _, r := range tc.reads {
+					if got := readFile(t, c, r.path); string(got) != r.want {
+						t.Errorf("read %s = %q, want %q", r.path, got, r.want)
+					}
+				}
+				if strings.Contains(logs.String(), "refused") {
+					t.Errorf("refusal logged for an allowed step:\n%s", logs)
+				}
+			} else {
+				if statusCode(err) != codePermission {
+					t.Fatalf("%s %s %s: %v; want permission denied", tc.step.op, tc.step.a, tc.step.b, err)
+				}
+				if err := tc.step.serve(t, root); !errors.Is(err, ErrUnsafeLink) {
+					t.Errorf("on the server: %v, want ErrUnsafeLink", err)
+				}
+				log := logs.String()
+				for _, want := range []string{"sftp: link operation refused", "peer=writer", "op=" + tc.step.op,
+					"rule=\"" + strings.ReplaceAll(tc.rule, `"`, `\"`)} {
+					if !strings.Contains(log, want) {
+						t.Errorf("log lacks %s:\n%s", want, log)
+					}
+				}
+			}
+			want := before
+			if tc.rule == "" && tc.step.op != "hardlink" {
+				// The outward links are the same ones, some under new names.
+				want = nil
+				for _, l := range before {
+					if from := tc.step.a[1:]; l == from || strings.HasPrefix(l, from+"/") || strings.HasPrefix(l, from+" ") {
+						l = tc.step.b[1:] + l[len(from):]
+					}
+					want = append(want, l)
+				}
+			}
+			got := escapingLinks(t, root)
+			slices.Sort(want)
+			slices.Sort(got)
+			if !slices.Equal(got, want) {
+				t.Errorf("outward links on disk: %v, want %v", got, want)
+			}
+		})
+	}
+}
+
+// TestClimb: how far a link's target climbs before it goes down, and the targets
+// whose climb cannot be told from the text.
+func TestClimb(t *testing.T) {
+	cases := []struct {
+		dest string
+		k    int
+		ok   bool
+	}{
+		{"file", 0, true}, {"./sub/file", 0, true}, {".", 0, true}, {"a//b/", 0, true},
+		{"..", 1, true}, {"../shared/conf", 1, true}, {"./../../x", 2, true}, {"../.././..", 3, true},
+		{"", 0, false}, {"/etc", 0, false}, {"a/../x", 0, false}, {"../a/../../x", 0, false}, {"a/..", 0, false},
+	}
+	for _, tc := range cases {
+		if k, ok := climb(tc.dest); k != tc.k || ok != tc.ok {
+			t.Errorf("climb(%q) = %d, %v; want %d, %v", tc.dest, k, ok, tc.k, tc.ok)
+		}
+		if got, want := safeLinkTarget(tc.dest), tc.ok && tc.k == 0; got != want {
+			t.Errorf("safeLinkTarget(%q) = %v, want %v", tc.dest, got, want)
+		}
 	}
 }

@@ -139,7 +139,7 @@ func (s *Server) ServeStream(ctx context.Context, rw io.ReadWriteCloser, peer co
 	defer s.untrack(rw)
 
 	writable := peer.Allows(core.ScopeSFTPWrite)
-	fsys := newFsys(root, writable, s.log)
+	fsys := newFsys(root, writable, s.log.With("peer", peer.Name()))
 	w := newWire(rw)
 	rs := sftp.NewRequestServer(w, fsys.handlers(), sftp.WithRSMaxTxPacket(maxData), sftp.WithRSAllocator())
 	stop := context.AfterFunc(ctx, func() { rs.Close() })
