@@ -10,8 +10,8 @@ import (
 // Limits bound what one client can take from an endpoint. A zero field means its
 // default; a negative one means no limit.
 type Limits struct {
-	// MaxConnsPerIP caps concurrent connections from one IP address, over both
-	// transports together. Default 64. Over TLS/TCP a client beyond it is refused
+	// MaxConnsPerIP caps concurrent connections from one IP address (for IPv6, one /64
+	// network; see [LimitKey]), over both transports together. Default 64. Over TLS/TCP a client beyond it is refused
 	// before the handshake with a TLS access_denied alert, which [Dialer.Dial] reports
 	// as [ErrTooManyConnections]; over QUIC, whose source address is trusted only after
 	// the handshake, the connection is closed right after it with [CodeLimit].

@@ -507,15 +507,35 @@ func (e *Endpoint) peerOf(remote net.Addr, certs []*x509.Certificate) Peer {
 	return p
 }
 
-func ipOf(a net.Addr) string {
+func ipOf(a net.Addr) string { return LimitKey(a) }
+
+// LimitKey is the key per-address limits count a client under: its IPv4 address, or the
+// /64 network of its IPv6 address, since one IPv6 host is usually given a whole /64
+// and could otherwise take a fresh address for every connection. IPv4-mapped IPv6
+// addresses count as IPv4.
+func LimitKey(a net.Addr) string {
+	var ip net.IP
 	switch a := a.(type) {
 	case *net.UDPAddr:
-		return a.IP.String()
+		ip = a.IP
 	case *net.TCPAddr:
-		return a.IP.String()
+		ip = a.IP
+	default:
+		if a == nil {
+			return ""
+		}
+		host, _, err := net.SplitHostPort(a.String())
+		if err != nil {
+			host = a.String()
+		}
+		if ip = net.ParseIP(host); ip == nil {
+			return host
+		}
 	}
-	host, _, _ := net.SplitHostPort(a.String())
-	return host
+	if v4 := ip.To4(); v4 != nil {
+		return v4.String()
+	}
+	return (&net.IPNet{IP: ip.Mask(net.CIDRMask(64, 128)), Mask: net.CIDRMask(64, 128)}).String()
 }
 
 // admit records c, or refuses it when the endpoint is closing or its IP is at the limit.

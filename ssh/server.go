@@ -277,7 +277,7 @@ func (s *Server) Serve(l net.Listener) error {
 			}
 			return err
 		}
-		ip := hostOf(nc.RemoteAddr())
+		ip := core.LimitKey(nc.RemoteAddr())
 		if !s.admit(ip) {
 			s.refuseStartup(&s.perIPLog, nc, TransportSSHTCP, "too many connections from this address")
 			continue
@@ -310,7 +310,8 @@ func hostOf(a net.Addr) string {
 	return host
 }
 
-// admit counts a connection from ip against ListenerLimits.MaxConnsPerIP.
+// admit counts a connection from ip (a [core.LimitKey]) against
+// ListenerLimits.MaxConnsPerIP.
 func (s *Server) admit(ip string) bool {
 	max := s.ListenerLimits.MaxConnsPerIP
 	if max == 0 {
