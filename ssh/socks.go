@@ -90,6 +90,11 @@ func authRefused(err error) bool {
 	return err != nil && strings.Contains(err.Error(), "ssh: unable to authenticate")
 }
 
+// IsAuthRefused reports whether err says the server refused every key offered: an
+// [ErrAuthRefused], or x/crypto/ssh's client error for it (which has no type of its
+// own, so its text is matched).
+func IsAuthRefused(err error) bool { return errors.Is(err, ErrAuthRefused) || authRefused(err) }
+
 // Serve answers SOCKS5 on l until ctx ends, then closes l, the SSH connection and every
 // relayed connection. It returns nil when ctx ended, and the Connect error when a
 // permanent failure stopped the proxy (see [SOCKSProxy]).

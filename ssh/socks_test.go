@@ -385,3 +385,21 @@ func TestSOCKSProxyConnectPanics(t *testing.T) {
 		t.Fatalf("Serve = %v, want the panic as an error", err)
 	}
 }
+
+func TestIsAuthRefused(t *testing.T) {
+	tests := []struct {
+		err  error
+		want bool
+	}{
+		{nil, false},
+		{alkssh.ErrAuthRefused, true},
+		{fmt.Errorf("socks: %w", alkssh.ErrAuthRefused), true},
+		{errors.New("ssh: handshake failed: ssh: unable to authenticate, attempted methods [none publickey], no supported methods remain"), true},
+		{errors.New("ssh: handshake failed: EOF"), false},
+	}
+	for _, tt := range tests {
+		if got := alkssh.IsAuthRefused(tt.err); got != tt.want {
+			t.Errorf("IsAuthRefused(%v) = %v, want %v", tt.err, got, tt.want)
+		}
+	}
+}

@@ -170,3 +170,33 @@ func TestInitTightensDataDir(t *testing.T) {
 		t.Errorf("serve would refuse the folder init made: %v", err)
 	}
 }
+
+// TestSSHConfigWarnsAboutUnlistedKey: ssh-config with a key the node does not list
+// still prints the block (the operator may add the key later) but warns on stderr with
+// the command that fixes it; with a listed key it warns about nothing.
+func TestSSHConfigWarnsAboutUnlistedKey(t *testing.T) {
+	n := startNode(t, "")
+	stranger := filepath.Join(t.TempDir(), "stranger.key")
+	if err := core.WriteKeyFile(stranger, core.GenerateKey(), "stranger"); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		key  string
+		warn bool
+	}{{stranger, true}, {n.ClientKey, false}} {
+		cmd := exec.Command(n.Bin, "ssh-config", n.Addr, "--identity", tt.key)
+		cmd.Env = n.Env
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("ssh-config --identity %s: %v\n%s", tt.key, err, stderr.String())
+		}
+		if !strings.Contains(stdout.String(), "ProxyCommand") {
+			t.Errorf("no Host block:\n%s", stdout.String())
+		}
+		warned := strings.Contains(stderr.String(), "does not accept the key") && strings.Contains(stderr.String(), "alknet peers add")
+		if warned != tt.warn {
+			t.Errorf("--identity %s: warned %v, want %v; stderr:\n%s", filepath.Base(tt.key), warned, tt.warn, stderr.String())
+		}
+	}
+}

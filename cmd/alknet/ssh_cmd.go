@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"fmt"
 	"io"
 	"os"
@@ -38,7 +39,7 @@ comment; --known-hosts FILE appends it to FILE instead.
   ssh box`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return sshConfig(cmd.Context(), cmd.OutOrStdout(), &cf, args[0], name, noHostKey, knownHosts)
+			return sshConfig(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), &cf, args[0], name, noHostKey, knownHosts)
 		},
 	}
 	cf.register(cmd.Flags())
@@ -48,7 +49,7 @@ comment; --known-hosts FILE appends it to FILE instead.
 	return cmd
 }
 
-func sshConfig(ctx context.Context, out io.Writer, cf *clientFlags, addr, name string, noHostKey bool, knownHosts string) error {
+func sshConfig(ctx context.Context, out, errOut io.Writer, cf *clientFlags, addr, name string, noHostKey bool, knownHosts string) error {
 	pub, hostport, err := core.ParseAddr(addr)
 	if err != nil {
 		return err
@@ -112,6 +113,7 @@ func sshConfig(ctx context.Context, out io.Writer, cf *clientFlags, addr, name s
 		return fmt.Errorf("fetch the host key (or use --no-host-key): %w", err)
 	}
 	line := fmt.Sprintf("%s %s", alias, gossh.MarshalAuthorizedKey(key))
+	warnIfKeyRefused(ctx, errOut, cf, addr, identity)
 	if knownHosts != "" {
 		f, err := os.OpenFile(knownHosts, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
 		if err != nil {
@@ -138,4 +140,31 @@ func quoteArg(s string) string {
 		return s
 	}
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// warnIfKeyRefused logs in once with the identity and warns when the node does not
+// accept it: the Host block is still right, but ssh will say "Permission denied" until
+// the key is listed as a peer on the node.
+func warnIfKeyRefused(ctx context.Context, errOut io.Writer, cf *clientFlags, addr, identity string) {
+	key, err := cf.key()
+	if err != nil || key == nil {
+		return
+	}
+	signer, err := gossh.NewSignerFromKey(key)
+	if err != nil {
+		return
+	}
+	d, err := cf.dialer()
+	if err != nil {
+		return
+	}
+	client, err := socksDial(ctx, d, addr, signer)
+	if err == nil {
+		client.Close()
+		return
+	}
+	if ssh.IsAuthRefused(err) {
+		id := core.NodeIDOf(key.Public().(ed25519.PublicKey))
+		fmt.Fprintf(errOut, "warning: the node does not accept the key %s (node ID %s) yet; ssh will say \"Permission denied\" until, on the node:\n  alknet peers add --config <node's alknet.toml> --name <name> --key %s --scope ssh:exec\n", identity, id, id)
+	}
 }
