@@ -467,3 +467,24 @@ func TestConnsPerIPLimitRefusalOverTCP(t *testing.T) {
 		}
 	}
 }
+
+// TestConnsPerIPLimitRefusalOverQUIC: over QUIC the limit applies after the handshake,
+// so Dial succeeds and the connection's next stream operation says why it was closed.
+func TestConnsPerIPLimitRefusalOverQUIC(t *testing.T) {
+	n := coretest.StartNode(t, newEchoMux(t), coretest.WithLimits(core.Limits{MaxConnsPerIP: 1}))
+	holdOpen(t, n.Dial(t, echoALPN, core.TransportQUIC, nil))
+	c, err := dialEcho(n, core.TransportQUIC)
+	if err != nil {
+		if !errors.Is(err, core.ErrTooManyConnections) {
+			t.Fatalf("Dial: %v, want nil or ErrTooManyConnections", err)
+		}
+		return
+	}
+	defer c.Close(0, "")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err = c.AcceptStream(ctx)
+	if !errors.Is(err, core.ErrTooManyConnections) || !errors.Is(err, core.ErrConnClosed) {
+		t.Fatalf("AcceptStream on a refused connection: %v, want ErrTooManyConnections and ErrConnClosed", err)
+	}
+}

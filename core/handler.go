@@ -116,6 +116,8 @@ var (
 	// Over TLS/TCP the node says so with a TLS access_denied alert in place of its
 	// ServerHello, before any key is proven, so the error cannot be told apart from an
 	// on-path attacker sending the same alert: like any failed dial, it says only that
-	// no connection was made.
+	// no connection was made. Over QUIC the node applies the limit after the handshake,
+	// so Dial usually succeeds and the connection's first OpenStream or AcceptStream
+	// fails with an error that wraps both ErrConnClosed and ErrTooManyConnections.
 	ErrTooManyConnections = errors.New("core: node refused the connection: too many connections from this address")
 )

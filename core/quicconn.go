@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -20,6 +21,12 @@ func (c *quicConn) wrap(s *quic.Stream, err error) (Stream, error) {
 		if isClosedErr(err) {
 			// Both wrapped: callers may look for the close code (*quic.ApplicationError),
 			// such as CodeAccessChanged.
+			var appErr *quic.ApplicationError
+			if errors.As(err, &appErr) && appErr.Remote && uint64(appErr.ErrorCode) == CodeLimit {
+				// Over QUIC the per-address limit is applied after the handshake, so a
+				// refused client learns it here, on its first stream, not from Dial.
+				return nil, fmt.Errorf("%w: %w: %w", ErrConnClosed, ErrTooManyConnections, err)
+			}
 			return nil, fmt.Errorf("%w: %w", ErrConnClosed, err)
 		}
 		return nil, err
