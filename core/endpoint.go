@@ -609,8 +609,9 @@ func livePeerOf(c Conn) *livePeer {
 const accessChangedReason = "peer access changed by a peer list reload; reconnect"
 
 // peersUpdated runs after every Peers.Update. It re-resolves the key of every live
-// connection with an identity, closes those that lost access (see accessLost) and gives
-// the others their new identity. Anonymous connections are left as they are.
+// connection with an identity, closes those that lost access (see
+// [Identity.AccessLost]) and gives the others their new identity. Anonymous
+// connections are left as they are.
 func (e *Endpoint) peersUpdated() {
 	e.reloadMu.Lock()
 	defer e.reloadMu.Unlock()
@@ -636,7 +637,7 @@ func (e *Endpoint) peersUpdated() {
 		// its close may take a while (a TLS/TCP peer that does not read), and streams
 		// it opens meanwhile must see the reduced scopes.
 		lp.id.Store(next)
-		reason := accessLost(cur, next)
+		reason := cur.AccessLost(next)
 		if reason == "" {
 			continue
 		}

@@ -42,18 +42,20 @@ func (lp *livePeer) peer() Peer {
 	return Peer{RemoteAddr: lp.addr, PublicKey: lp.key, Identity: lp.id.Load()}
 }
 
-// accessLost says how next, the identity a connection's key resolves to after a reload,
-// falls short of cur, the identity the connection holds: "" if next keeps cur's name and
-// grants every scope cur holds ("*" grants all). A changed name counts as a loss:
-// access rules and logs name the peer.
-func accessLost(cur, next *Identity) string {
+// AccessLost says how next, the identity a connection's key resolves to after a peer
+// list reload, falls short of id, the identity the connection holds: "" if next keeps
+// id's name and grants every scope id holds ("*" grants all). A changed name counts
+// as a loss: access rules and logs name the peer. Handlers that resolve keys
+// themselves (SSH public-key auth) use it to judge their connections as the endpoint
+// judges its own.
+func (id *Identity) AccessLost(next *Identity) string {
 	switch {
 	case next == nil:
-		return fmt.Sprintf("peer %q removed from the peer list", cur.Name)
-	case next.Name != cur.Name:
+		return fmt.Sprintf("peer %q removed from the peer list", id.Name)
+	case next.Name != id.Name:
 		return fmt.Sprintf("key now belongs to peer %q", next.Name)
 	}
-	for _, s := range cur.Scopes {
+	for _, s := range id.Scopes {
 		if s != "" && !next.Allows(s) {
 			return fmt.Sprintf("scope %q revoked", s)
 		}

@@ -740,31 +740,13 @@ func (s *Server) current(sc *serverConn) (id *core.Identity, ok bool) {
 	if cur == nil { // removed before: already revoked
 		return next, true
 	}
-	if why := accessLost(cur, next); why != "" {
+	if why := cur.AccessLost(next); why != "" {
 		sc.revokeOnce.Do(func() {
 			s.log.Info("ssh connection closed: access changed", "peer", cur.Name, "reason", why, "transport", sc.transport)
 			close(sc.revoked)
 		})
 	}
 	return next, true
-}
-
-// accessLost says how next, the identity the key resolves to now, falls short of cur,
-// the identity the connection held until now: "" if next keeps cur's name and grants
-// every scope cur held. A new name counts as a loss: rules and logs name the peer.
-func accessLost(cur, next *core.Identity) string {
-	switch {
-	case next == nil:
-		return "removed"
-	case next.Name != cur.Name:
-		return "renamed"
-	}
-	for _, sc := range cur.Scopes {
-		if sc != "" && !next.Allows(sc) {
-			return "scope " + sc + " revoked"
-		}
-	}
-	return ""
 }
 
 func (sc *serverConn) addSession(se *session) bool {
