@@ -2,14 +2,12 @@ package core_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -129,35 +127,6 @@ func (lc *liveClient) waitClosed(t *testing.T, tr string) {
 	}
 }
 
-// syncBuffer is a log sink safe for the endpoint's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-// lines returns the logged lines that contain every one of words.
-func (b *syncBuffer) lines(words ...string) []string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	var out []string
-	for l := range strings.Lines(b.b.String()) {
-		ok := true
-		for _, w := range words {
-			ok = ok && strings.Contains(l, w)
-		}
-		if ok {
-			out = append(out, l)
-		}
-	}
-	return out
-}
-
 // TestReloadClosesConnectionsThatLostAccess reproduces the reviewer's finding: a peer
 // list reload must reach connections that are already open. A connection whose peer
 // lost a scope, was removed or renamed is closed as soon as Update returns; one whose
@@ -208,7 +177,7 @@ func TestReloadClosesConnectionsThatLostAccess(t *testing.T) {
 	} {
 		for _, tr := range coretest.Transports {
 			t.Run(tc.name+"/"+tr, func(t *testing.T) {
-				logs := new(syncBuffer)
+				logs := new(coretest.SyncBuffer)
 				m := core.NewMux()
 				m.HandleFunc(liveALPN, whoLive)
 				n := coretest.StartNode(t, m, coretest.WithLogger(slog.New(slog.NewTextHandler(logs, nil))),
@@ -221,7 +190,7 @@ func TestReloadClosesConnectionsThatLostAccess(t *testing.T) {
 				if err := n.Peers.Update(append([]core.PeerConfig{owner}, tc.after...)); err != nil {
 					t.Fatal(err)
 				}
-				closes := logs.lines("level=INFO", "access changed")
+				closes := logs.Lines("level=INFO", "access changed")
 				if !tc.closed {
 					if got := lc.ask(t, tc.ask); got != tc.answer {
 						t.Fatalf("after the reload: %q, want %q", got, tc.answer)

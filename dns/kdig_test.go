@@ -6,7 +6,6 @@ import (
 	"os/exec"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/alkdev/alknet/core/coretest"
@@ -169,7 +168,7 @@ func TestDigTruncation(t *testing.T) {
 // +keepopen: every answer arrives, and the endpoint logs a single connection.
 func TestKdigDoTKeepOpen(t *testing.T) {
 	kdig := needTool(t, "kdig")
-	var logBuf lockedBuf
+	var logBuf coretest.SyncBuffer
 	_, node := startDNS(t, alkdns.Config{}, coretest.WithLogger(slog.New(slog.NewTextHandler(&logBuf, nil))))
 	host, port := hostPort(t, node.TCPAddr())
 	out := run(t, kdig, "@"+host, "-p", port, "+tls", "+keepopen", "+timeout=5", "+retry=0",
@@ -182,21 +181,4 @@ func TestKdigDoTKeepOpen(t *testing.T) {
 	if n := strings.Count(logBuf.String(), "msg=auth"); n != 1 {
 		t.Fatalf("%d connections logged, want 1:\n%s", n, logBuf.String())
 	}
-}
-
-type lockedBuf struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

@@ -12,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -535,7 +534,7 @@ func TestPanickingStreamLeavesServerServing(t *testing.T) {
 		t.Fatal(err)
 	}
 	pin.Release()
-	var logged syncBuffer
+	var logged coretest.SyncBuffer
 	srv := NewServer(store, Config{}, slog.New(slog.NewTextHandler(&logged, nil)))
 	srv.onRequest = func(req *Request) {
 		if req.Op == OpTagList {
@@ -566,24 +565,6 @@ func TestPanickingStreamLeavesServerServing(t *testing.T) {
 	if !strings.Contains(logged.String(), "boom in a handler") {
 		t.Fatalf("panic not logged; log:\n%s", logged.String())
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writers (a log).
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // TestDamagedBlobFilesReported: a blob whose files in the store do not fit together is

@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/alkdev/alknet/core"
@@ -406,28 +405,10 @@ func TestUploadTempReplaced(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log sink safe for the server's goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // loggedServer is newServer with its log kept (info and up) for the test to read.
-func loggedServer(t *testing.T) (*Server, *syncBuffer) {
+func loggedServer(t *testing.T) (*Server, *coretest.SyncBuffer) {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &coretest.SyncBuffer{}
 	s, err := NewServer(Config{Root: t.TempDir()}, slog.New(slog.NewTextHandler(logs, nil)))
 	if err != nil {
 		t.Fatal(err)

@@ -18,7 +18,6 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -33,37 +32,19 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// logBuffer collects log lines written by the server under test.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // fixture is a server with an owner key ("*"), an exec-only key and an unscoped key.
 type fixture struct {
 	srv                 *alkssh.Server
 	peers               *core.Peers
 	owner, execOnly, no ed25519.PrivateKey
-	log                 *logBuffer
+	log                 *coretest.SyncBuffer
 }
 
 func newFixtureTB(tb testing.TB) *fixture { return newFixture(tb, alkssh.Config{}) }
 
 func newFixture(t testing.TB, cfg alkssh.Config) *fixture {
 	t.Helper()
-	f := &fixture{owner: core.GenerateKey(), execOnly: core.GenerateKey(), no: core.GenerateKey(), log: &logBuffer{}}
+	f := &fixture{owner: core.GenerateKey(), execOnly: core.GenerateKey(), no: core.GenerateKey(), log: &coretest.SyncBuffer{}}
 	var err error
 	f.peers, err = core.NewPeers([]core.PeerConfig{
 		coretest.PeerFor("owner", f.owner, "*"),
@@ -351,7 +332,7 @@ func TestPtyResize(t *testing.T) {
 		t.Fatal(err)
 	}
 	in, _ := s.StdinPipe()
-	var out syncBuffer
+	var out coretest.SyncBuffer
 	s.Stdout = &out
 	// After the resize, the shell polls until the PTY reports the new size: the
 	// window-change request and the data travel separately, so no fixed wait is right.
@@ -388,7 +369,7 @@ func TestSignalStopsSleep(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			var out syncBuffer
+			var out coretest.SyncBuffer
 			s.Stdout = &out
 			if err := s.Start("echo started; exec sleep 100"); err != nil {
 				t.Fatal(err)
@@ -526,7 +507,7 @@ func TestClientVanishes(t *testing.T) {
 			if pty {
 				s.RequestPty("xterm", 24, 80, nil)
 			}
-			var out syncBuffer
+			var out coretest.SyncBuffer
 			s.Stdout = &out
 			// A background job, a child that ignores SIGHUP, a job in a process group
 			// of its own (set -m), and a foreground sleep.
@@ -562,8 +543,8 @@ func TestShutdown(t *testing.T) {
 	f := newFixture(t, alkssh.Config{})
 	c := mustDial(t, f, f.owner)
 	s, _ := c.NewSession()
-	var errb syncBuffer
-	var out syncBuffer
+	var errb coretest.SyncBuffer
+	var out coretest.SyncBuffer
 	s.Stderr, s.Stdout = &errb, &out
 	if err := s.Start("echo started; sleep 100"); err != nil {
 		t.Fatal(err)
@@ -700,24 +681,7 @@ func TestConfigValidate(t *testing.T) {
 	}
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func waitFor(t *testing.T, b *syncBuffer, want string) {
+func waitFor(t *testing.T, b *coretest.SyncBuffer, want string) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for !strings.Contains(b.String(), want) {

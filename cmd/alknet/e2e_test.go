@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/alkdev/alknet/core/coretest"
 )
 
 // End-to-end tests drive the real alknet binary, built once per test run, and real
@@ -55,7 +57,7 @@ type testNode struct {
 	ClientKey string // owner key with scope "*"
 	Env       []string
 	cmd       *exec.Cmd
-	out       *lockedBuffer
+	out       *coretest.SyncBuffer
 }
 
 // startNode runs "alknet init" in a temporary folder, appends extraConfig (TOML) to the
@@ -108,7 +110,7 @@ func initNodeDir(t testing.TB) *testNode {
 // first (extra files, process attributes).
 func (n *testNode) start(t testing.TB, args []string, prep func(*exec.Cmd)) {
 	t.Helper()
-	n.out = &lockedBuffer{}
+	n.out = &coretest.SyncBuffer{}
 	n.cmd = exec.Command(n.Bin, append([]string{"serve", "--config", n.Config}, args...)...)
 	n.cmd.Env = n.Env
 	if prep != nil {
@@ -201,21 +203,4 @@ func (n *testNode) Stop(t testing.TB) {
 		<-done
 		t.Errorf("alknet serve did not stop on SIGTERM\n%s", n.out.String())
 	}
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/alkdev/alknet/core"
+	"github.com/alkdev/alknet/core/coretest"
 )
 
 // Forwarding end-to-end tests: stock OpenSSH (-L, -W, -R, -D) through "alknet connect"
@@ -118,13 +119,13 @@ func (n *fwdNode) runSSH(t *testing.T, key string, stdin []byte, extra ...string
 // fwdProc is a long-running client (ssh -N, alknet socks) stopped when the test ends.
 type fwdProc struct {
 	cmd    *exec.Cmd
-	stderr *lockedBuffer
+	stderr *coretest.SyncBuffer
 	done   chan struct{}
 }
 
 func fwdStartBG(t testing.TB, env []string, name string, args ...string) *fwdProc {
 	t.Helper()
-	p := &fwdProc{cmd: exec.Command(name, args...), stderr: &lockedBuffer{}, done: make(chan struct{})}
+	p := &fwdProc{cmd: exec.Command(name, args...), stderr: &coretest.SyncBuffer{}, done: make(chan struct{})}
 	p.cmd.Env = env
 	p.cmd.Stderr = p.stderr
 	if err := p.cmd.Start(); err != nil {
@@ -368,7 +369,7 @@ func fwdFreePort(t *testing.T) string {
 	return port
 }
 
-func fwdWaitText(t *testing.T, b *lockedBuffer, s string) {
+func fwdWaitText(t *testing.T, b *coretest.SyncBuffer, s string) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for !strings.Contains(b.String(), s) {
@@ -379,7 +380,7 @@ func fwdWaitText(t *testing.T, b *lockedBuffer, s string) {
 	}
 }
 
-func fwdWaitMatch(t *testing.T, b *lockedBuffer, re *regexp.Regexp) []string {
+func fwdWaitMatch(t *testing.T, b *coretest.SyncBuffer, re *regexp.Regexp) []string {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {

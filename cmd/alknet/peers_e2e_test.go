@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/alkdev/alknet/core"
+	"github.com/alkdev/alknet/core/coretest"
 )
 
 // TestPeersAddAppliesWithoutRestart checks the log line the endpoint writes for a
@@ -67,7 +68,7 @@ func TestServeEmbeddedDefault(t *testing.T) {
 	cmd := exec.Command(bin, "serve", "--listen", "127.0.0.1:0")
 	cmd.Env = env
 	cmd.Dir = home
-	out := &lockedBuffer{}
+	out := &coretest.SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/alkdev/alknet/core/coretest"
 )
 
 // BenchmarkSFTP moves one file (256 MiB; ALKNET_SFTP_BENCH_MIB sets another size) with
@@ -153,7 +155,7 @@ LogLevel ERROR
 	cfgPath := filepath.Join(dir, "sshd_config")
 	os.WriteFile(cfgPath, []byte(cfg), 0o600)
 	cmd := exec.Command(sshdPath, "-D", "-e", "-f", cfgPath)
-	var errb lockedBuffer
+	var errb coretest.SyncBuffer
 	cmd.Stderr = &errb
 	if err := cmd.Start(); err != nil {
 		tb.Fatal(err)

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/alkdev/alknet/core"
+	"github.com/alkdev/alknet/core/coretest"
 	"github.com/creack/pty"
 )
 
@@ -369,7 +370,7 @@ func TestSFTPSSHFS(t *testing.T) {
 	args = append(args, "-o", "ssh_command=ssh -F /dev/null")
 	cmd := exec.Command("sshfs", args...)
 	cmd.Env = n.Env
-	var errb lockedBuffer
+	var errb coretest.SyncBuffer
 	cmd.Stderr = &errb
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
