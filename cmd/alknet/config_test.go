@@ -61,3 +61,11 @@ scopes = ["ssh:forward:local"]
 		t.Errorf("ssh section = %+v", cfg.SSH)
 	}
 }
+
+// TestDefaultConfigValueTypes: the embedded default, which parseConfig decodes under
+// every config without checking it again, has every value of the right type.
+func TestDefaultConfigValueTypes(t *testing.T) {
+	if err := checkValueTypes(defaultConfig, "default.toml"); err != nil {
+		t.Fatal(err)
+	}
+}
